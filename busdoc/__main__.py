@@ -1,0 +1,3 @@
+from busdoc.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""busdoc.reports"""
