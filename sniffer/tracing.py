@@ -1,0 +1,300 @@
+"""Turn RabbitMQ's firehose tracing on and off for a vhost, and put it back as it was.
+
+Tracing is a per-node, per-vhost switch kept in the node's memory (``trace_vhosts`` in the
+``rabbit`` application environment): it is lost when the node restarts, and (measured on
+3.10) it survives deleting and re-creating a vhost of the same name. Two ways to flip it:
+
+* the management HTTP API, ``PUT /api/vhosts/<vhost>`` with ``"tracing"`` (needs the
+  ``administrator`` tag). RabbitMQ 3.10 treats that PUT as a full update of the vhost:
+  a body with only ``tracing`` wipes its description and tags, so the current
+  description, tags and default queue type are read first and sent back;
+* ``rabbitmqctl trace_on|trace_off -p <vhost>``, when the broker runs on this machine
+  and we may talk to it (root or the rabbitmq user).
+
+``assume`` touches nothing: an operator turned tracing on and the agent runs with a
+least-privilege user that can only declare, bind and read its own queue.
+
+On exit, tracing is turned off only if we turned it on and no queue other than ours is
+still bound to ``amq.rabbitmq.trace`` in that vhost (another agent, the rabbitmq_tracing
+plugin, an operator's debugging session).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from busdoc.errors import BrokerError
+
+TracingMode = Literal["auto", "management", "rabbitmqctl", "assume"]
+TRACE_EXCHANGE = "amq.rabbitmq.trace"
+MANAGEMENT_PORT = 15672
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, fit for messages and logs."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class TracingState:
+    """What we found and did for one vhost, so exit can undo exactly that."""
+
+    vhost: str
+    method: str
+    """``management``, ``rabbitmqctl`` or ``assume``: how tracing was checked and switched."""
+    was_on: bool
+    turned_on: bool
+
+
+class TracingControl:
+    """Check and switch tracing on the broker an AMQP URL points at."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        mode: TracingMode = "auto",
+        management_url: str | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        parts = urllib.parse.urlsplit(amqp_url)
+        self._masked = mask_url(amqp_url)
+        self._user = urllib.parse.unquote(parts.username or "guest")
+        self._password = urllib.parse.unquote(parts.password or "guest")
+        self._host = parts.hostname or "localhost"
+        if management_url is None:
+            host = f"[{self._host}]" if ":" in self._host else self._host
+            management_url = f"http://{host}:{MANAGEMENT_PORT}"
+        self._api = management_url.rstrip("/") + "/api"
+        self._timeout = timeout
+        self._requested = mode
+        self._method: str | None = "assume" if mode == "assume" else None
+
+    # -- which way ---------------------------------------------------------------------
+
+    @property
+    def method(self) -> str:
+        """How tracing is switched; probes the broker the first time it is asked."""
+        if self._method is None:
+            self._method = self._probe()
+        return self._method
+
+    def _probe(self) -> str:
+        problems: list[str] = []
+        if self._requested in ("auto", "management"):
+            problem = self._management_problem()
+            if problem is None:
+                return "management"
+            problems.append(problem)
+        if self._requested in ("auto", "rabbitmqctl"):
+            problem = self._rabbitmqctl_problem()
+            if problem is None:
+                return "rabbitmqctl"
+            problems.append(problem)
+        raise BrokerError(
+            f"cannot switch tracing on {self._masked}: {'; '.join(problems)} "
+            "(turn it on yourself and use --tracing=assume)"
+        )
+
+    def _management_problem(self) -> str | None:
+        try:
+            self._http("GET", "/whoami")
+        except _HttpError as e:
+            if e.status in (401, 403):
+                return f"the management API refuses user {self._user!r}"
+            return f"management API: {e}"
+        except OSError as e:
+            return f"management API not reachable at {self._api} ({_reason(e)})"
+        return None
+
+    def _rabbitmqctl_problem(self) -> str | None:
+        if not self._is_local():
+            return f"rabbitmqctl only works for a local broker, not {self._host}"
+        if shutil.which("rabbitmqctl") is None:
+            return "rabbitmqctl is not installed here"
+        try:
+            self._ctl("list_vhosts", "name")
+        except BrokerError as e:
+            return str(e)
+        return None
+
+    def _is_local(self) -> bool:
+        if self._host in _LOCAL_HOSTS:
+            return True
+        try:
+            return self._host in {socket.gethostname(), socket.getfqdn()}
+        except OSError:
+            return False
+
+    # -- operations --------------------------------------------------------------------
+
+    def is_on(self, vhost: str) -> bool:
+        """Whether tracing is on for ``vhost``; ``BrokerError`` when the vhost is missing."""
+        method = self.method
+        if method == "management":
+            info = self._vhost_info(vhost)
+            return bool(info.get("tracing"))
+        if method == "rabbitmqctl":
+            for row in self._ctl_json("list_vhosts", "name", "tracing"):
+                if row.get("name") == vhost:
+                    return bool(row.get("tracing"))
+            raise BrokerError(f"vhost {vhost!r} does not exist on {self._masked}")
+        raise BrokerError("tracing state is unknown in assume mode")
+
+    def set(self, vhost: str, on: bool) -> None:
+        """Switch tracing for ``vhost`` (idempotent on the broker side)."""
+        method = self.method
+        if method == "management":
+            info = self._vhost_info(vhost)
+            body: dict[str, Any] = {"tracing": on}
+            for key in ("description", "tags", "default_queue_type"):
+                value = info.get(key)
+                if value not in (None, "undefined"):
+                    body[key] = value
+            self._http("PUT", f"/vhosts/{_quote(vhost)}", body)
+        elif method == "rabbitmqctl":
+            self._ctl("trace_on" if on else "trace_off", "-p", vhost)
+        else:
+            raise BrokerError("tracing is not switched in assume mode")
+
+    def enable(self, vhost: str) -> TracingState:
+        """Make sure tracing is on, remembering whether it already was."""
+        if self._requested == "assume":
+            return TracingState(vhost=vhost, method="assume", was_on=True, turned_on=False)
+        was_on = self.is_on(vhost)
+        if not was_on:
+            self.set(vhost, True)
+        return TracingState(
+            vhost=vhost, method=self.method, was_on=was_on, turned_on=not was_on
+        )
+
+    def trace_bindings(self, vhost: str) -> list[str]:
+        """Names of the queues bound to ``amq.rabbitmq.trace`` in ``vhost``."""
+        method = self.method
+        if method == "management":
+            path = f"/exchanges/{_quote(vhost)}/{TRACE_EXCHANGE}/bindings/source"
+            rows = self._http("GET", path) or []
+            return sorted(
+                {r["destination"] for r in rows if r.get("destination_type") == "queue"}
+            )
+        if method == "rabbitmqctl":
+            rows = self._ctl_json(
+                "list_bindings", "-p", vhost, "source_name", "destination_name",
+                "destination_kind",
+            )
+            return sorted(
+                {
+                    r["destination_name"]
+                    for r in rows
+                    if r.get("source_name") == TRACE_EXCHANGE
+                    and r.get("destination_kind") == "queue"
+                }
+            )
+        raise BrokerError("bindings are not listed in assume mode")
+
+    def restore(self, state: TracingState, own_queues: Collection[str] = ()) -> bool:
+        """Turn tracing off if we turned it on and nobody else listens; True if turned off."""
+        if not state.turned_on or state.method == "assume":
+            return False
+        others = [q for q in self.trace_bindings(state.vhost) if q not in own_queues]
+        if others:
+            return False
+        self.set(state.vhost, False)
+        return True
+
+    # -- transports --------------------------------------------------------------------
+
+    def _vhost_info(self, vhost: str) -> dict[str, Any]:
+        try:
+            info = self._http("GET", f"/vhosts/{_quote(vhost)}")
+        except _HttpError as e:
+            if e.status == 404:
+                raise BrokerError(f"vhost {vhost!r} does not exist on {self._masked}") from e
+            raise
+        return info if isinstance(info, dict) else {}
+
+    def _http(self, verb: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self._api + path, data=data, method=verb)
+        token = base64.b64encode(f"{self._user}:{self._password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403) and self._method == "management":
+                raise BrokerError(
+                    f"user {self._user!r} may not switch tracing through the management "
+                    f"API of {self._masked} (needs the administrator tag)"
+                ) from e
+            raise _HttpError(e.code, f"{verb} {path}: HTTP {e.code}") from e
+        return json.loads(payload) if payload else None
+
+    def _ctl(self, *args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["rabbitmqctl", "-q", *args],
+                capture_output=True, text=True, timeout=60, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BrokerError(f"rabbitmqctl {args[0]} failed: {e}") from e
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            line = lines[0] if lines else f"exit status {done.returncode}"
+            if "does not exist" in (done.stderr or "") or "no_such_vhost" in (done.stderr or ""):
+                raise BrokerError(f"vhost does not exist: {line}")
+            raise BrokerError(f"rabbitmqctl {args[0]} failed: {line}")
+        return done.stdout
+
+    def _ctl_json(self, *args: str) -> Sequence[dict[str, Any]]:
+        out = self._ctl(*args, "--formatter", "json")
+        try:
+            rows = json.loads(out) if out.strip() else []
+        except ValueError as e:
+            raise BrokerError(f"rabbitmqctl {args[0]} printed something unexpected") from e
+        return rows if isinstance(rows, list) else []
+
+
+class _HttpError(OSError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _quote(vhost: str) -> str:
+    return urllib.parse.quote(vhost, safe="")
+
+
+def _reason(e: OSError) -> str:
+    if isinstance(e, urllib.error.URLError):
+        return str(e.reason)
+    return str(e)
+
+
+__all__ = ["TracingControl", "TracingMode", "TracingState", "mask_url"]

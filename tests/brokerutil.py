@@ -1,0 +1,141 @@
+"""Helpers for tests that use the real local RabbitMQ (127.0.0.1:5672, guest/guest).
+
+Each test gets its own vhost, created with rabbitmqctl and deleted after; tracing is
+switched off before the vhost goes, because RabbitMQ remembers tracing per vhost *name*
+even across delete and re-create.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+
+HOST = "127.0.0.1"
+PORT = 5672
+
+
+def rabbitmqctl(*args: str) -> str:
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
+
+
+def url_for(vhost: str, user: str = "guest", password: str = "guest") -> str:
+    return f"amqp://{user}:{password}@{HOST}:{PORT}/{urllib.parse.quote(vhost, safe='')}"
+
+
+def connect(vhost: str, name: str = "test") -> pika.BlockingConnection:
+    params = pika.URLParameters(url_for(vhost))
+    params.client_properties = {"connection_name": name}
+    return pika.BlockingConnection(params)
+
+
+@contextmanager
+def temp_vhost(prefix: str = "busdoc-test") -> Iterator[str]:
+    vhost = f"{prefix}-{secrets.token_hex(4)}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield vhost
+    finally:
+        rabbitmqctl("trace_off", "-p", vhost)
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def tracing_on(vhost: str) -> bool:
+    rows = json.loads(rabbitmqctl("list_vhosts", "name", "tracing", "--formatter", "json"))
+    return any(r["name"] == vhost and r["tracing"] for r in rows)
+
+
+def queue_counts(vhost: str) -> dict[str, tuple[int, int]]:
+    """Queue name -> (ready, unacknowledged), straight from the queue processes."""
+    out = rabbitmqctl(
+        "list_queues", "-p", vhost, "name", "messages_ready", "messages_unacknowledged",
+        "--formatter", "json",
+    )
+    rows = json.loads(out) if out.strip() else []
+    return {r["name"]: (r["messages_ready"], r["messages_unacknowledged"]) for r in rows}
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@dataclass
+class AgentThread:
+    """Runs ``agent.run()`` on a thread and keeps its outcome."""
+
+    agent: Any
+    result: Any = None
+    error: BaseException | None = None
+    thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result = self.agent.run()
+        except BaseException as e:  # noqa: BLE001 - handed back to the test
+            self.error = e
+
+    def start(self) -> AgentThread:
+        self.thread.start()
+        return self
+
+    def wait_capturing(self, vhost: str, timeout: float = 20.0) -> None:
+        """Return once the agent's queue is bound and tracing is on in ``vhost``."""
+        names = set(self.agent.queue_names)
+        ok = wait_until(
+            lambda: self.error is not None
+            or (bool(names & set(queue_counts(vhost))) and tracing_on(vhost)),
+            timeout,
+        )
+        if self.error is not None:
+            raise self.error
+        assert ok, "agent did not start capturing"
+
+    def join(self, timeout: float = 30.0) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "agent did not stop"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class Collector:
+    """A sink that keeps every batch (thread-safe enough: one agent thread writes)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
+
+    def __call__(self, records: list[Any]) -> None:
+        self.batches.append(list(records))
+
+    @property
+    def records(self) -> list[Any]:
+        return [r for batch in self.batches for r in batch]
+
+    def observations(self, kind: str | None = None) -> list[Any]:
+        from busdoc.sniffer.records import Observation
+
+        return [
+            r for r in self.records
+            if isinstance(r, Observation) and (kind is None or r.kind == kind)
+        ]
