@@ -1,0 +1,145 @@
+"""The benchmark's pcap generator writes what its sidecar says, as tshark reads it.
+
+The benchmark's correctness check (decoded == generated) is only as good as the
+generator, so an independent dissector, tshark, must find every message with its
+exchange and routing key, valid checksums and clean TCP sequence analysis.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+
+
+def _load_generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_gen_pcap", BENCH / "gen_pcap.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+gen_pcap = _load_generator()
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    path = tmp_path_factory.mktemp("gen") / "oslo.pcap"
+    sidecar = gen_pcap.generate(path, messages=500, seed=7)
+    return path, sidecar
+
+
+def _tshark(*args: str) -> str:
+    done = subprocess.run(
+        ["tshark", *args], capture_output=True, text=True, check=True, timeout=120
+    )
+    return done.stdout
+
+
+def test_checksum_matches_rfc1071_worked_example() -> None:
+    # RFC 1071 section 3: the words 0001 f203 f4f5 f6f7 sum to ddf2
+    assert gen_pcap._ones_complement_sum(bytes.fromhex("0001f203f4f5f6f7")) == 0xDDF2
+    assert gen_pcap._checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
+
+
+def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.pcap", tmp_path / "b.pcap", tmp_path / "c.pcap"
+    gen_pcap.generate(a, messages=60, seed=3)
+    gen_pcap.generate(b, messages=60, seed=3)
+    gen_pcap.generate(c, messages=60, seed=4)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+
+
+def test_sidecar_states_the_exact_counts_and_is_written_next_to_the_pcap(
+    capture: tuple[Path, dict],
+) -> None:
+    path, sidecar = capture
+    assert json.loads(gen_pcap.sidecar_path(path).read_text()) == sidecar
+    assert sidecar["messages"] == 500
+    assert sidecar["publish"] + sidecar["deliver"] == 500
+    assert sidecar["deliver"] > 0 and sidecar["publish"] > sidecar["deliver"]
+    assert sidecar["pcap_bytes"] == path.stat().st_size
+
+
+@needs_tshark
+def test_tshark_finds_every_message_with_its_exchange_and_routing_key(
+    capture: tuple[Path, dict],
+) -> None:
+    path, sidecar = capture
+    out = _tshark(
+        "-r", str(path), "-Y", "amqp", "-T", "fields", "-E", "occurrence=a",
+        "-e", "amqp.method.class", "-e", "amqp.method.method",
+        "-e", "amqp.method.arguments.exchange", "-e", "amqp.method.arguments.routing_key",
+    )  # fmt: skip
+    seen: list[tuple[str, str, str]] = []
+    for line in out.splitlines():
+        classes, methods, exchanges, keys = line.split("\t")
+        # basic.publish (60.40) and basic.deliver (60.60) are the only methods written
+        # that carry an exchange, so the lists line up once the others are dropped
+        kinds = [
+            {"40": "publish", "60": "deliver"}[m]
+            for c, m in zip(classes.split(","), methods.split(","), strict=True)
+            if c == "60" and m in ("40", "60")
+        ]
+        if not kinds:
+            continue
+        exchange_list, key_list = exchanges.split(","), keys.split(",")
+        assert len(kinds) == len(exchange_list) == len(key_list), line
+        seen.extend(zip(kinds, exchange_list, key_list, strict=True))
+    assert len(seen) == sidecar["messages"]
+    assert sum(kind == "deliver" for kind, _, _ in seen) == sidecar["deliver"]
+    assert gen_pcap.routing_digest(seen) == sidecar["routing_digest"]
+    assert any(key == "notifications.info" for _, _, key in seen)
+    assert any(exchange == "" and key.startswith("reply_") for _, exchange, key in seen)
+
+
+@needs_tshark
+def test_tshark_sees_valid_checksums_and_no_malformed_or_tcp_trouble(
+    capture: tuple[Path, dict],
+) -> None:
+    path, _ = capture
+    problems = _tshark(
+        "-r", str(path),
+        "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+        "-Y", "_ws.malformed || _ws.expert.severity >= 6291456 || tcp.analysis.flags"
+        " || tcp.checksum.status == 0 || ip.checksum.status == 0",
+    )  # fmt: skip
+    assert problems == ""
+    good = _tshark(
+        "-r", str(path), "-o", "tcp.check_checksum:TRUE", "-Y", "tcp.checksum.status == 1",
+    )  # fmt: skip
+    assert len(good.splitlines()) == len(_tshark("-r", str(path)).splitlines())
+
+
+@needs_tshark
+def test_capture_mixes_segmentations_as_the_benchmark_promises(
+    capture: tuple[Path, dict],
+) -> None:
+    path, _ = capture
+    out = _tshark(
+        "-r", str(path), "-T", "fields", "-e", "tcp.len", "-e", "amqp.method.method",
+        "-e", "tcp.segments",
+    )  # fmt: skip
+    lengths, several_methods, reassembled = [], 0, 0
+    for line in out.splitlines():
+        length, methods, segments = line.split("\t")
+        lengths.append(int(length))
+        several_methods += methods.count(",") >= 1
+        reassembled += bool(segments)
+    assert max(lengths) > gen_pcap.MSS  # coalesced segments
+    assert any(0 < n < 200 for n in lengths)  # small odd ones
+    assert several_methods > 0  # several messages in one segment
+    assert reassembled > 0  # a message over several segments
