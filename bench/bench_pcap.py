@@ -1,0 +1,458 @@
+"""pcap benchmark: busdoc against tshark, on the same generated capture, in one run.
+
+Stages measured (DESIGN.md, "Performance targets"):
+
+* ``tshark``: the same job done by tshark, ``-Y amqp -T fields`` with exchange, routing
+  key and payload; its start-up time (the same command on a tiny capture) is subtracted.
+* ``decode``: ``busdoc.sniffer.pcap.open_capture`` + ``busdoc.sniffer.capture.CaptureDecoder``,
+  timed in-process (in a child process, so its peak RSS is its own); target >= 40k msgs/s.
+* ``import``: ``busdoc capture pcap F --db fresh.db`` (SQLite, redaction on) as a
+  subprocess, minus ``busdoc --version``; target >= 3x tshark's msgs/s in this run.
+* peak RSS of the import for a small and the full capture; target: flat.
+
+Every stage is checked against the generator's sidecar (decoded == generated): tshark's
+message count, the decoder's count and (kind, exchange, routing key) and body digests, the
+import's observation counts and distinct messages. A mismatch makes the run exit 1.
+
+Usage::
+
+    python bench/bench_pcap.py                 # 100k messages
+    python bench/bench_pcap.py --quick         # 10k, a smoke run
+    python bench/bench_pcap.py --messages 1000000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gen_pcap  # noqa: E402  (the sibling generator, run from any directory)
+
+TSHARK_FIELDS = [
+    "amqp.method.arguments.exchange",
+    "amqp.method.arguments.routing_key",
+    "amqp.payload",
+]
+DECODE_TARGET = 40_000
+IMPORT_RATIO_TARGET = 3.0
+RSS_FLAT_TOLERANCE = 1.25
+"""Peak RSS of the full import may be at most this times the small one's to count as flat."""
+
+
+@dataclass
+class Stage:
+    """One row of the result table."""
+
+    name: str
+    messages: int
+    seconds: float
+    file_bytes: int
+    peak_rss_mb: float | None = None
+    ok: bool = True
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def msgs_per_s(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.file_bytes / 1e6 / self.seconds if self.seconds > 0 else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["msgs_per_s"] = round(self.msgs_per_s, 1)
+        out["mb_per_s"] = round(self.mb_per_s, 2)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+@dataclass
+class Run:
+    """The result of one child process: wall seconds, peak RSS, exit status, output."""
+
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_measured(cmd: list[str], stdout_path: Path | None = None) -> Run:
+    """Run ``cmd`` and return its wall time and its own peak RSS.
+
+    ``os.wait4`` gives the rusage of exactly this child, where RUSAGE_CHILDREN would be
+    the maximum over every child this process has waited for (tshark included)."""
+    out_fh = open(stdout_path, "wb") if stdout_path else subprocess.PIPE  # noqa: SIM115
+    err_path = Path(tempfile.mkstemp(prefix="bench-stderr-")[1])
+    try:
+        with open(err_path, "wb") as err_fh:
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=out_fh, stderr=err_fh)
+            stdout = b""
+            if out_fh is subprocess.PIPE:
+                assert proc.stdout is not None
+                stdout = proc.stdout.read()
+                proc.stdout.close()
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        stderr = err_path.read_text(errors="replace")
+    finally:
+        if stdout_path:
+            out_fh.close()  # type: ignore[union-attr]
+        err_path.unlink(missing_ok=True)
+    # ru_maxrss is in KiB on Linux
+    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode, stdout.decode(), stderr)
+
+
+def best_of(cmd: list[str], times: int = 3) -> float:
+    """Start-up cost of a command: the fastest of a few runs."""
+    return min(run_measured(cmd).seconds for _ in range(times))
+
+
+# --- tshark ----------------------------------------------------------------------------
+
+
+def tshark_command(pcap: Path) -> list[str]:
+    cmd = ["tshark", "-r", str(pcap), "-Y", "amqp", "-T", "fields", "-E", "occurrence=a"]
+    for name in TSHARK_FIELDS:
+        cmd += ["-e", name]
+    return cmd
+
+
+def count_tshark_messages(tsv: Path) -> int:
+    """Messages tshark found: routing-key occurrences (basic.publish and basic.deliver
+    carry one each; the generator never sends an empty routing key, while the default
+    exchange is the empty string and so cannot be counted)."""
+    count = 0
+    with open(tsv, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) > 1 and parts[1]:
+                count += parts[1].count(",") + 1
+    return count
+
+
+def bench_tshark(pcap: Path, tiny: Path, expected: int, workdir: Path) -> Stage:
+    startup = best_of(tshark_command(tiny))
+    out = workdir / "tshark.tsv"
+    run = run_measured(tshark_command(pcap), stdout_path=out)
+    found = count_tshark_messages(out) if run.returncode == 0 else 0
+    out.unlink(missing_ok=True)
+    stage = Stage(
+        "tshark fields",
+        found,
+        max(run.seconds - startup, 1e-9),
+        pcap.stat().st_size,
+        run.peak_rss_mb,
+        extra={"startup_s": round(startup, 3), "raw_seconds": round(run.seconds, 3)},
+    )
+    if run.returncode != 0:
+        stage.ok, stage.detail = False, f"tshark exit {run.returncode}: {run.stderr[-200:]}"
+    elif found != expected:
+        stage.ok, stage.detail = False, f"found {found} of {expected}"
+    return stage
+
+
+# --- busdoc decode only ------------------------------------------------------------------
+
+
+def _decode(pcap: str, tally: gen_pcap.Tally | None) -> tuple[int, int, dict[str, int]]:
+    """Read and decode ``pcap``; count observations, and add them to ``tally`` if given."""
+    from busdoc.sniffer.capture import CaptureDecoder
+    from busdoc.sniffer.pcap import open_capture
+    from busdoc.sniffer.records import Notice, Observation
+
+    observations = 0
+    notices: dict[str, int] = {}
+    reader = open_capture(pcap)
+    decoder = CaptureDecoder(source="pcap", server_ports=(5672,))
+
+    def take(records: list[Any]) -> None:
+        nonlocal observations
+        for rec in records:
+            if isinstance(rec, Observation):
+                observations += 1
+                if tally is not None:
+                    tally.add(rec.kind, rec.exchange, rec.routing_key, rec.body)
+            elif isinstance(rec, Notice):
+                notices[rec.code] = notices.get(rec.code, 0) + rec.count
+
+    try:
+        for packet in reader:
+            take(decoder.feed(packet))
+        take(decoder.finish())
+        bytes_read = reader.bytes_read
+    finally:
+        reader.close()
+    return observations, bytes_read, notices
+
+
+def decode_only(pcap: str) -> dict[str, Any]:
+    """Decode ``pcap`` twice in this process: once timed, counting only, then once more
+    untimed to digest every observation for the comparison with the sidecar (hashing
+    bodies inside the timed pass would bill the check to the decoder)."""
+    start = time.perf_counter()
+    observations, bytes_read, notices = _decode(pcap, None)
+    seconds = time.perf_counter() - start
+    tally = gen_pcap.Tally()
+    _decode(pcap, tally)
+    return {
+        "observations": observations,
+        "seconds": seconds,
+        "bytes_read": bytes_read,
+        "notices": notices,
+        "checked_observations": tally.messages,
+        "routing_digest": f"{tally.routing_digest:016x}",
+        "body_digest": f"{tally.body_digest:016x}",
+    }
+
+
+def bench_decode(pcap: Path, sidecar: dict[str, Any]) -> Stage:
+    run = run_measured([sys.executable, __file__, "--decode-only", str(pcap)])
+    size = pcap.stat().st_size
+    if run.returncode != 0:
+        last = run.stderr.strip().splitlines()[-1:] or [""]
+        return Stage("busdoc decode", 0, 0.0, size, run.peak_rss_mb, False, last[0][:200])
+    result = json.loads(run.stdout)
+    stage = Stage(
+        "busdoc decode",
+        result["observations"],
+        result["seconds"],
+        size,
+        run.peak_rss_mb,
+        extra={"notices": result["notices"]},
+    )
+    problems = []
+    if result["observations"] != sidecar["messages"]:
+        problems.append(f"decoded {result['observations']} of {sidecar['messages']}")
+    if result["routing_digest"] != sidecar["routing_digest"]:
+        problems.append("kind/exchange/routing key differ")
+    if result["body_digest"] != sidecar["body_digest"]:
+        problems.append("bodies differ")
+    if problems:
+        stage.ok, stage.detail = False, "; ".join(problems)
+    return stage
+
+
+# --- busdoc full import ------------------------------------------------------------------
+
+
+def busdoc_command() -> list[str]:
+    script = Path(sys.executable).with_name("busdoc")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "busdoc"]
+
+
+def bench_import(pcap: Path, sidecar: dict[str, Any], workdir: Path, startup: float) -> Stage:
+    db = workdir / f"{pcap.stem}.db"
+    for leftover in workdir.glob(f"{pcap.stem}.db*"):
+        leftover.unlink()
+    cmd = [*busdoc_command(), "capture", "pcap", str(pcap), "--db", str(db), "--json"]
+    run = run_measured(cmd)
+    name = f"busdoc import {sidecar['messages'] // 1000}k"
+    size = pcap.stat().st_size
+    if run.returncode != 0:
+        last = run.stderr.strip().splitlines()[-1:] or [""]
+        return Stage(
+            name, 0, 0.0, size, run.peak_rss_mb, False, f"exit {run.returncode}: " + last[0][:200]
+        )
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    observations = sum(summary.get("observations", {}).values())
+    stage = Stage(
+        name,
+        observations,
+        max(run.seconds - startup, 1e-9),
+        size,
+        run.peak_rss_mb,
+        extra={
+            "raw_seconds": round(run.seconds, 3),
+            "startup_s": round(startup, 3),
+            "stored_messages": summary.get("messages"),
+            "notices": summary.get("notices", {}),
+            "db_mb": round(
+                sum(p.stat().st_size for p in workdir.glob(f"{pcap.stem}.db*")) / 1e6, 1
+            ),
+        },
+    )
+    problems = []
+    if observations != sidecar["messages"]:
+        problems.append(f"stored {observations} of {sidecar['messages']} observations")
+    if summary.get("messages") != sidecar["distinct_messages"]:
+        problems.append(
+            f"{summary.get('messages')} distinct messages, expected {sidecar['distinct_messages']}"
+        )
+    if problems:
+        stage.ok, stage.detail = False, "; ".join(problems)
+    return stage
+
+
+# --- driver ----------------------------------------------------------------------------
+
+
+def generate(workdir: Path, messages: int, seed: int) -> tuple[Path, dict[str, Any]]:
+    path = workdir / f"oslo-{messages}.pcap"
+    sidecar_file = gen_pcap.sidecar_path(path)
+    if path.exists() and sidecar_file.exists():
+        sidecar = json.loads(sidecar_file.read_text())
+        if sidecar.get("seed") == seed and sidecar.get("messages") == messages:
+            return path, sidecar
+    return path, gen_pcap.generate(path, messages, seed)
+
+
+def render_table(stages: list[Stage], tshark: Stage | None) -> str:
+    head = (
+        f"{'stage':<20} {'messages':>9} {'seconds':>8} {'msgs/s':>9} {'MB/s':>7} "
+        f"{'peak RSS MB':>11} {'vs tshark':>9}  check"
+    )
+    lines = [head, "-" * len(head)]
+    for s in stages:
+        ratio = ""
+        if tshark is not None and tshark.ok and s is not tshark and s.messages:
+            ratio = f"{s.msgs_per_s / tshark.msgs_per_s:.2f}x"
+        rss = f"{s.peak_rss_mb:.0f}" if s.peak_rss_mb is not None else "-"
+        rate = f"{s.msgs_per_s:,.0f}" if s.messages else "-"
+        mbs = f"{s.mb_per_s:.1f}" if s.messages else "-"
+        check = "ok" if s.ok else f"FAIL {s.detail}"
+        lines.append(
+            f"{s.name:<20} {s.messages:>9,} {s.seconds:>8.2f} {rate:>9} {mbs:>7} "
+            f"{rss:>11} {ratio:>9}  {check}"
+        )
+    return "\n".join(lines)
+
+
+def targets(stages: dict[str, Stage]) -> dict[str, Any]:
+    """The DESIGN.md targets, each with the measured figure and whether it was met."""
+    out: dict[str, Any] = {}
+    decode = stages.get("decode")
+    if decode and decode.ok:
+        out["decode_msgs_per_s"] = {
+            "target": DECODE_TARGET,
+            "measured": round(decode.msgs_per_s),
+            "met": decode.msgs_per_s >= DECODE_TARGET,
+        }
+    tshark, full = stages.get("tshark"), stages.get("import")
+    if tshark and full and tshark.ok and full.ok:
+        ratio = full.msgs_per_s / tshark.msgs_per_s
+        out["import_vs_tshark"] = {
+            "target": IMPORT_RATIO_TARGET,
+            "measured": round(ratio, 2),
+            "met": ratio >= IMPORT_RATIO_TARGET,
+        }
+    small = stages.get("import_small")
+    if small and full and small.ok and full.ok and small.peak_rss_mb and full.peak_rss_mb:
+        growth = full.peak_rss_mb / small.peak_rss_mb
+        out["import_rss_growth"] = {
+            "target": RSS_FLAT_TOLERANCE,
+            "measured": round(growth, 2),
+            "small_messages": small.messages,
+            "messages": full.messages,
+            "met": growth <= RSS_FLAT_TOLERANCE,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="busdoc vs tshark on a generated oslo pcap")
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="10k messages, a smoke run")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the generated captures and databases (printed)"
+    )
+    parser.add_argument("--workdir", type=Path, help="use (and keep) this directory")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["tshark", "decode", "import", "rss"],
+        help="leave out a stage (repeatable)",
+    )
+    parser.add_argument("--decode-only", metavar="PCAP", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.decode_only:
+        print(json.dumps(decode_only(args.decode_only)))
+        return 0
+
+    messages = 10_000 if args.quick else args.messages
+    small_messages = 10_000 if messages > 10_000 else max(1_000, messages // 10)
+    keep = args.keep or args.workdir is not None
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="busdoc-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+
+    stages: dict[str, Stage] = {}
+    try:
+        log(f"generating {messages:,} messages in {workdir} ...")
+        pcap, sidecar = generate(workdir, messages, args.seed)
+        tiny, _ = generate(workdir, 10, args.seed)
+        log(
+            f"  {sidecar['pcap_bytes'] / 1e6:.1f} MB, {sidecar['packets']:,} packets, "
+            f"{sidecar['publish']:,} publish + {sidecar['deliver']:,} deliver"
+        )
+
+        if "tshark" not in args.skip:
+            if shutil.which("tshark"):
+                log("tshark ...")
+                stages["tshark"] = bench_tshark(pcap, tiny, sidecar["messages"], workdir)
+            else:
+                log("tshark not found: skipped")
+        if "decode" not in args.skip:
+            log("busdoc decode ...")
+            stages["decode"] = bench_decode(pcap, sidecar)
+        if "import" not in args.skip:
+            startup = best_of([*busdoc_command(), "--version"])
+            if "rss" not in args.skip and small_messages < messages:
+                small, small_sidecar = generate(workdir, small_messages, args.seed)
+                log(f"busdoc import {small_messages:,} ...")
+                stages["import_small"] = bench_import(small, small_sidecar, workdir, startup)
+            log(f"busdoc import {messages:,} ...")
+            stages["import"] = bench_import(pcap, sidecar, workdir, startup)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    order = ["tshark", "decode", "import_small", "import"]
+    rows = [stages[k] for k in order if k in stages]
+    result = {
+        "messages": messages,
+        "pcap_mb": round(sidecar["pcap_bytes"] / 1e6, 1),
+        "packets": sidecar["packets"],
+        "python": sys.version.split()[0],
+        "stages": {k: stages[k].as_dict() for k in order if k in stages},
+        "targets": targets(stages),
+        "ok": all(s.ok for s in rows),
+    }
+    if keep:
+        result["workdir"] = str(workdir)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print()
+        print(render_table(rows, stages.get("tshark")))
+        print()
+        for name, t in result["targets"].items():
+            print(
+                f"{name}: {t['measured']} (target {t['target']}) {'met' if t['met'] else 'NOT met'}"
+            )
+        if keep:
+            print(f"files kept in {workdir}")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
