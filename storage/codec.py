@@ -1,0 +1,114 @@
+"""JSON-safe encoding of AMQP properties and header tables, for the store's JSON columns.
+
+AMQP field tables hold values JSON has no type for. They are stored as one-key tagged
+objects, so reading them back gives the very values the decoder produced:
+
+====================  ===========================================
+Python value          stored as
+====================  ===========================================
+``decimal.Decimal``   ``{"$decimal": "12.50"}``
+``bytes``             ``{"$bytes": "<base64>"}``
+``datetime``          ``{"$datetime": "2024-05-01T12:00:00+00:00"}``
+a dict that happens   ``{"$dict": {...}}`` (escaped, so it is not
+to look like a tag    read back as one)
+====================  ===========================================
+
+Keys are sorted, so equal tables encode to equal bytes (the message identity compares
+them as bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+_TAGS = frozenset({"$decimal", "$bytes", "$datetime", "$dict"})
+_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, decimal.Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime.datetime | datetime.date):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, Mapping):
+        return _escape(dict(value))
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in a JSON column")
+
+
+def _escape(value: dict[Any, Any]) -> Any:
+    if len(value) == 1 and next(iter(value)) in _TAGS:
+        return {"$dict": value}
+    return value
+
+
+def _needs_escape(value: Any) -> bool:
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)) in _TAGS:
+            return True
+        return any(_needs_escape(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_needs_escape(v) for v in value)
+    return False
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, dict):
+        inner = {k: _escaped(v) for k, v in value.items()}
+        return _escape(inner)
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
+def encode_table(value: Mapping[str, Any] | None) -> bytes | None:
+    """Encode a properties mapping or header table; None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        value = dict(value)
+    if _needs_escape(value):
+        value = _escaped(value)
+    return orjson.dumps(value, default=_default, option=_OPTS)
+
+
+def decode_table(raw: bytes | str | None) -> Any:
+    """Read back what ``encode_table`` wrote."""
+    if raw is None:
+        return None
+    doc = orjson.loads(raw)
+    if _has_tag(raw):
+        return _untag(doc)
+    return doc
+
+
+def _has_tag(raw: bytes | str) -> bool:
+    probe = raw.encode() if isinstance(raw, str) else raw
+    return b'"$' in probe
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((key, inner),) = value.items()
+            if key == "$bytes":
+                return base64.b64decode(inner)
+            if key == "$decimal":
+                return decimal.Decimal(inner)
+            if key == "$datetime":
+                return datetime.datetime.fromisoformat(inner)
+            if key == "$dict":
+                return {k: _untag(v) for k, v in inner.items()}
+        return {k: _untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value

@@ -1,0 +1,334 @@
+"""Redaction at the write boundary: secrets never reach the store.
+
+A rule is a case-insensitive regular expression searched in a *key name* (a JSON object
+member, an AMQP header, a nested header table entry). The value under a matching key
+becomes the string ``"<redacted>"``, whatever its type, and a ``Redaction(path,
+json_type, length)`` keeps what inference needs to document the field. ``null`` and
+booleans are left alone: they carry no secret, and a ``"password_set": true`` stays
+useful. Besides key rules, a URL with credentials anywhere in a string value
+(``rabbit://nova:s3cret@ctl:5672/``) has its password part redacted, and JSON held in a
+string (oslo.messaging's ``oslo.message``, and any other JSON-in-JSON string) is searched
+at every depth and written back re-encoded.
+
+The default rules are substrings: ``password``, ``passwd``, ``secret``, ``token``
+(which covers oslo's ``_context_auth_token`` and ``_context_auth_token_info``),
+``credential``, ``private_key``, ``key_data``, ``api_key``/``apikey``, ``authorization``.
+There is deliberately no rule on a bare ``key``: ``routing_key``, ``keypair_name``,
+``key_name``, ``public_key`` and ``os-keypair`` fields stay visible. ``token`` does catch
+a few innocent names (``max_tokens``); a false positive costs one documented field,
+a false negative a leaked credential.
+
+Speed: the default path runs on every message of an import. A body is parsed only when
+its lower-cased bytes contain one of the rule literals (or ``://``), so a body with
+nothing to redact costs a few ``bytes.__contains__`` calls and is returned as the same
+object, byte-exact. Non-literal rules (``--redact 'x-.*-pass'``) are searched as a
+regex over the raw bytes, anchors dropped, for the same pre-check.
+
+Compressed bodies (``content_encoding`` gzip/deflate/bzip2) are decompressed for the check
+and, when something was redacted, compressed again with the same codec. A body that is
+not JSON only has URL passwords redacted (path ``""``, the whole body).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from busdoc.sniffer.body import compression_of, decode_content, encode_content
+from busdoc.sniffer.records import Observation
+from busdoc.storage.records import Redaction
+
+from busdoc.errors import InputError
+
+REDACTED = "<redacted>"
+
+DEFAULT_RULES: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "credential",
+    "private_key",
+    "key_data",
+    "api_key",
+    "apikey",
+    "authorization",
+)
+
+_LITERAL = re.compile(r"[A-Za-z0-9_\-. ]+")
+# scheme://user:password@ — the password may hold anything but the separators.
+_URL_CREDS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'<>]*:)([^\s/@\"'<>]+)(@)")
+_URL_CREDS_B = re.compile(_URL_CREDS.pattern.encode())
+_NO_CHANGE: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedParts:
+    """What the store writes for one observation, after redaction."""
+
+    body: bytes
+    headers: Mapping[str, Any] | None
+    properties: Mapping[str, Any]
+    redactions: tuple[Redaction, ...]
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float | decimal.Decimal):
+        return "number"
+    if isinstance(value, dict | Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    if value is None:
+        return "null"
+    return "string"  # str, bytes, datetime: all strings once stored as JSON
+
+
+def _length(value: Any) -> int | None:
+    if isinstance(value, str | bytes | Mapping | list | tuple):
+        return len(value)
+    return None
+
+
+def _escape(key: str) -> str:
+    """RFC 6901 escaping, so a key holding ``/`` keeps the path unambiguous."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+class Redactor:
+    """Replaces secret values in bodies, headers and string properties."""
+
+    def __init__(self, rules: Sequence[str] = DEFAULT_RULES, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.rules = tuple(rules)
+        for rule in self.rules:
+            try:
+                re.compile(rule)
+            except re.error as exc:
+                raise InputError(f"redaction rule {rule!r} is not a valid regex: {exc}") from exc
+        joined = "|".join(f"(?:{r})" for r in self.rules) or r"(?!x)x"
+        self._key = re.compile(joined, re.IGNORECASE)
+        literals = [r.lower() for r in self.rules if _LITERAL.fullmatch(r)]
+        self._literals_b = tuple(lit.encode() for lit in literals)
+        self._literals_s = tuple(literals)
+        patterns = [_unanchor(r) for r in self.rules if not _LITERAL.fullmatch(r)]
+        self._pattern_b = (
+            re.compile("|".join(f"(?:{p})" for p in patterns).encode(), re.IGNORECASE)
+            if patterns
+            else None
+        )
+        self._pattern_s = (
+            re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
+        )
+
+    # -- pre-checks: cheap, and a superset of what the walk finds -------------------------
+
+    def _may_hit_bytes(self, raw: bytes) -> bool:
+        if b"://" in raw:
+            return True
+        low = raw.lower()
+        for lit in self._literals_b:
+            if lit in low:
+                return True
+        return self._pattern_b is not None and self._pattern_b.search(raw) is not None
+
+    def _may_hit_str(self, text: str) -> bool:
+        if "://" in text:
+            return True
+        low = text.lower()
+        for lit in self._literals_s:
+            if lit in low:
+                return True
+        return self._pattern_s is not None and self._pattern_s.search(text) is not None
+
+    # -- public API ------------------------------------------------------------------------
+
+    def redact(self, obs: Observation) -> RedactedParts:
+        """Body, headers and properties of ``obs`` with secrets replaced.
+
+        Unchanged parts are the very objects ``obs`` holds (``is``-identical), so a body
+        with nothing to redact is stored byte-exact.
+        """
+        if not self.enabled:
+            return RedactedParts(obs.body, obs.headers, obs.properties, ())
+        found: list[Redaction] = []
+        encoding = obs.properties.get("content_encoding") if obs.properties else None
+        body = self.redact_body(obs.body, found, content_encoding=encoding)
+        headers = obs.headers
+        if headers:
+            new = self._walk_mapping(headers, "headers", found, top=True)
+            if new is not _NO_CHANGE:
+                headers = new
+        properties = obs.properties
+        if properties:
+            new = self._properties(properties, found)
+            if new is not _NO_CHANGE:
+                properties = new
+        return RedactedParts(body, headers, properties, tuple(found))
+
+    def redact_body(
+        self,
+        body: bytes,
+        found: list[Redaction] | None = None,
+        *,
+        content_encoding: str | None = None,
+    ) -> bytes:
+        """The body with secrets replaced; the same object when there were none."""
+        if found is None:
+            found = []
+        if not self.enabled or not body:
+            return body
+        compressed = compression_of(content_encoding) is not None
+        if compressed:
+            try:
+                plain = decode_content(body, content_encoding)
+            except InputError:
+                return body  # neither readable by us nor by a schema: kept as captured
+        else:
+            plain = body
+        if not self._may_hit_bytes(plain):
+            return body
+        new = self._redact_plain(plain, found)
+        if new is plain:
+            return body
+        return encode_content(new, content_encoding) if compressed else new
+
+    # -- the walk --------------------------------------------------------------------------
+
+    def _redact_plain(self, plain: bytes, found: list[Redaction]) -> bytes:
+        try:
+            doc = orjson.loads(plain)
+            dumps = orjson.dumps
+        except orjson.JSONDecodeError:
+            # Python's json writes NaN and >64-bit integers, which orjson refuses.
+            try:
+                doc = json.loads(plain)
+                dumps = _stdlib_dumps
+            except (ValueError, RecursionError):
+                return self._redact_opaque(plain, found)
+        try:
+            new = self._walk(doc, "", found)
+        except RecursionError:
+            return self._redact_opaque(plain, found)
+        if new is _NO_CHANGE:
+            return plain
+        return dumps(new)
+
+    def _redact_opaque(self, plain: bytes, found: list[Redaction]) -> bytes:
+        new, count = _URL_CREDS_B.subn(lambda m: m[1] + REDACTED.encode() + m[3], plain)
+        if count:
+            found.append(Redaction(path="", json_type="string", length=len(plain)))
+            return new
+        return plain
+
+    def _walk(self, value: Any, path: str, found: list[Redaction]) -> Any:
+        if isinstance(value, str):
+            return self._walk_string(value, path, found)
+        if isinstance(value, Mapping):
+            return self._walk_mapping(value, path, found)
+        if isinstance(value, list | tuple):
+            changed: list[Any] | None = None
+            for i, item in enumerate(value):
+                new = self._walk(item, f"{path}/{i}", found)
+                if new is not _NO_CHANGE:
+                    if changed is None:
+                        changed = list(value)
+                    changed[i] = new
+            return _NO_CHANGE if changed is None else changed
+        if isinstance(value, bytes):
+            try:
+                text = value.decode()
+            except UnicodeDecodeError:
+                return _NO_CHANGE
+            new = self._walk_string(text, path, found)
+            return new if new is _NO_CHANGE else new.encode()
+        return _NO_CHANGE
+
+    def _walk_mapping(
+        self, value: Mapping[str, Any], path: str, found: list[Redaction], *, top: bool = False
+    ) -> Any:
+        changed: dict[str, Any] | None = None
+        for key, item in value.items():
+            sub = f"{path}{'/' if path or not top else ''}{_escape(str(key))}"
+            if self._key.search(str(key)):
+                if item is None or isinstance(item, bool):
+                    continue
+                found.append(Redaction(path=sub, json_type=_json_type(item), length=_length(item)))
+                new: Any = REDACTED
+            else:
+                new = self._walk(item, sub, found)
+                if new is _NO_CHANGE:
+                    continue
+            if changed is None:
+                changed = dict(value)
+            changed[key] = new
+        return _NO_CHANGE if changed is None else changed
+
+    def _walk_string(self, value: str, path: str, found: list[Redaction]) -> Any:
+        if len(value) < 4 or not self._may_hit_str(value):
+            return _NO_CHANGE
+        head = value.lstrip()[:1]
+        if head in ("{", "["):
+            try:
+                inner = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                inner = None
+            if isinstance(inner, dict | list):
+                new = self._walk(inner, path, found)
+                return new if new is _NO_CHANGE else orjson.dumps(new).decode()
+        if "://" in value:
+            new_text, count = _URL_CREDS.subn(lambda m: m[1] + REDACTED + m[3], value)
+            if count:
+                found.append(Redaction(path=path, json_type="string", length=len(value)))
+                return new_text
+        return _NO_CHANGE
+
+    def _properties(self, props: Mapping[str, Any], found: list[Redaction]) -> Any:
+        """Only URL credentials: property names are AMQP's own, never secrets."""
+        changed: dict[str, Any] | None = None
+        for key, value in props.items():
+            if key == "headers" or not isinstance(value, str) or "://" not in value:
+                continue
+            new_text, count = _URL_CREDS.subn(lambda m: m[1] + REDACTED + m[3], value)
+            if count:
+                found.append(
+                    Redaction(path=f"properties/{key}", json_type="string", length=len(value))
+                )
+                if changed is None:
+                    changed = dict(props)
+                changed[key] = new_text
+        return _NO_CHANGE if changed is None else changed
+
+
+def _unanchor(rule: str) -> str:
+    """A key rule made usable on raw bytes: ``^`` and ``$`` anchor a key, not a body."""
+    if rule.startswith("^"):
+        rule = rule[1:]
+    if rule.endswith("$") and not rule.endswith("\\$"):
+        rule = rule[:-1]
+    return rule
+
+
+def _stdlib_dumps(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=_default).encode()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def redaction_rules(extra: Iterable[str] = ()) -> list[str]:
+    """The default rules plus ``--redact`` patterns."""
+    return [*DEFAULT_RULES, *extra]
