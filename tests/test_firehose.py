@@ -11,9 +11,10 @@ import datetime
 import decimal
 from typing import Any
 
+from pika import spec
+
 from busdoc.sniffer.firehose import trace_to_records
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
-from pika import spec
 
 CONNECTION = "127.0.0.1:52962 -> 127.0.0.1:5672"
 ORIGINAL_PROPERTIES = {

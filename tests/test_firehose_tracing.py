@@ -9,9 +9,9 @@ import urllib.request
 import pika
 import pytest
 from brokerutil import rabbitmqctl, temp_vhost, tracing_on, url_for
-from busdoc.sniffer.tracing import TracingControl, mask_url
 
 from busdoc.errors import BrokerError
+from busdoc.sniffer.tracing import TracingControl, mask_url
 
 pytestmark = pytest.mark.broker
 
