@@ -74,11 +74,11 @@ def encode_table(value: Mapping[str, Any] | None) -> bytes | None:
     """Encode a properties mapping or header table; None stays None."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        value = dict(value)
-    if _needs_escape(value):
-        value = _escaped(value)
-    return orjson.dumps(value, default=_default, option=_OPTS)
+    raw = orjson.dumps(value, default=_default, option=_OPTS)
+    # Only a table that mentions "$ can hold a dict needing escape: check only then.
+    if b'"$' in raw and _needs_escape(value):
+        raw = orjson.dumps(_escaped(dict(value)), default=_default, option=_OPTS)
+    return raw
 
 
 def decode_table(raw: bytes | str | None) -> Any:

@@ -12,7 +12,8 @@ at every depth and written back re-encoded.
 
 The default rules are substrings: ``password``, ``passwd``, ``secret``, ``token``
 (which covers oslo's ``_context_auth_token`` and ``_context_auth_token_info``),
-``credential``, ``private_key``, ``key_data``, ``api_key``/``apikey``, ``authorization``.
+``credential``, ``private_key``, ``key_data``, ``api_key``/``apikey``/``api-key``,
+``authorization``.
 There is deliberately no rule on a bare ``key``: ``routing_key``, ``keypair_name``,
 ``key_name``, ``public_key`` and ``os-keypair`` fields stay visible. ``token`` does catch
 a few innocent names (``max_tokens``); a false positive costs one documented field,
@@ -40,11 +41,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from busdoc.errors import InputError
 from busdoc.sniffer.body import compression_of, decode_content, encode_content
 from busdoc.sniffer.records import Observation
 from busdoc.storage.records import Redaction
-
-from busdoc.errors import InputError
 
 REDACTED = "<redacted>"
 
@@ -58,6 +59,7 @@ DEFAULT_RULES: tuple[str, ...] = (
     "key_data",
     "api_key",
     "apikey",
+    "api-key",
     "authorization",
 )
 
@@ -66,6 +68,11 @@ _LITERAL = re.compile(r"[A-Za-z0-9_\-. ]+")
 _URL_CREDS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'<>]*:)([^\s/@\"'<>]+)(@)")
 _URL_CREDS_B = re.compile(_URL_CREDS.pattern.encode())
 _NO_CHANGE: Any = object()
+_SCALARS = frozenset({bool, int, float})
+_WHITESPACE = frozenset(" \t\r\n")
+_KEY_CACHE = 4096
+_BODY_CACHE = 1024
+_CACHEABLE = 64 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +125,10 @@ class Redactor:
                 raise InputError(f"redaction rule {rule!r} is not a valid regex: {exc}") from exc
         joined = "|".join(f"(?:{r})" for r in self.rules) or r"(?!x)x"
         self._key = re.compile(joined, re.IGNORECASE)
-        literals = [r.lower() for r in self.rules if _LITERAL.fullmatch(r)]
+        self._key_cache: dict[str, bool] = {}
+        # A publish and its deliveries carry the same body: redact it once.
+        self._body_cache: dict[tuple[bytes, str | None], tuple[bytes, tuple[Redaction, ...]]] = {}
+        literals = _precheck_literals(r.lower() for r in self.rules if _LITERAL.fullmatch(r))
         self._literals_b = tuple(lit.encode() for lit in literals)
         self._literals_s = tuple(literals)
         patterns = [_unanchor(r) for r in self.rules if not _LITERAL.fullmatch(r)]
@@ -166,7 +176,7 @@ class Redactor:
         body = self.redact_body(obs.body, found, content_encoding=encoding)
         headers = obs.headers
         if headers:
-            new = self._walk_mapping(headers, "headers", found, top=True)
+            new = self._walk_mapping(headers, "headers", found)
             if new is not _NO_CHANGE:
                 headers = new
         properties = obs.properties
@@ -188,6 +198,12 @@ class Redactor:
             found = []
         if not self.enabled or not body:
             return body
+        cacheable = len(body) <= _CACHEABLE
+        if cacheable:
+            cached = self._body_cache.get((body, content_encoding))
+            if cached is not None:
+                found.extend(cached[1])
+                return cached[0]
         compressed = compression_of(content_encoding) is not None
         if compressed:
             try:
@@ -198,10 +214,18 @@ class Redactor:
             plain = body
         if not self._may_hit_bytes(plain):
             return body
-        new = self._redact_plain(plain, found)
+        local: list[Redaction] = []
+        new = self._redact_plain(plain, local)
         if new is plain:
-            return body
-        return encode_content(new, content_encoding) if compressed else new
+            result = body
+        else:
+            result = encode_content(new, content_encoding) if compressed else new
+        found.extend(local)
+        if cacheable:
+            if len(self._body_cache) >= _BODY_CACHE:
+                self._body_cache.clear()
+            self._body_cache[(body, content_encoding)] = (result, tuple(local))
+        return result
 
     # -- the walk --------------------------------------------------------------------------
 
@@ -231,15 +255,26 @@ class Redactor:
             return new
         return plain
 
-    def _walk(self, value: Any, path: str, found: list[Redaction]) -> Any:
-        if isinstance(value, str):
+    def _is_secret_key(self, key: str) -> bool:
+        hit = self._key_cache.get(key)
+        if hit is None:
+            hit = self._key.search(key) is not None
+            if len(self._key_cache) < _KEY_CACHE:
+                self._key_cache[key] = hit
+        return hit
+
+    def _walk(self, value: Any, path: Any, found: list[Redaction]) -> Any:
+        kind = type(value)
+        if kind is str:
             return self._walk_string(value, path, found)
-        if isinstance(value, Mapping):
+        if kind is dict:
             return self._walk_mapping(value, path, found)
-        if isinstance(value, list | tuple):
+        if kind is list or kind is tuple:
             changed: list[Any] | None = None
             for i, item in enumerate(value):
-                new = self._walk(item, f"{path}/{i}", found)
+                if item is None or type(item) in _SCALARS:
+                    continue
+                new = self._walk(item, (path, i), found)
                 if new is not _NO_CHANGE:
                     if changed is None:
                         changed = list(value)
@@ -252,21 +287,32 @@ class Redactor:
                 return _NO_CHANGE
             new = self._walk_string(text, path, found)
             return new if new is _NO_CHANGE else new.encode()
+        if isinstance(value, Mapping):
+            return self._walk_mapping(value, path, found)
+        if isinstance(value, str):
+            return self._walk_string(value, path, found)
         return _NO_CHANGE
 
-    def _walk_mapping(
-        self, value: Mapping[str, Any], path: str, found: list[Redaction], *, top: bool = False
-    ) -> Any:
+    def _walk_mapping(self, value: Mapping[str, Any], path: Any, found: list[Redaction]) -> Any:
         changed: dict[str, Any] | None = None
+        cache = self._key_cache
         for key, item in value.items():
-            sub = f"{path}{'/' if path or not top else ''}{_escape(str(key))}"
-            if self._key.search(str(key)):
-                if item is None or isinstance(item, bool):
-                    continue
-                found.append(Redaction(path=sub, json_type=_json_type(item), length=_length(item)))
+            kind = type(item)
+            if item is None or kind is bool:
+                continue  # nothing secret in them, whatever the key says
+            secret = cache.get(key)
+            if secret is None:
+                secret = self._is_secret_key(str(key))
+            if secret:
+                sub = (path, key)
+                found.append(
+                    Redaction(path=_render(sub), json_type=_json_type(item), length=_length(item))
+                )
                 new: Any = REDACTED
+            elif kind is int or kind is float:
+                continue
             else:
-                new = self._walk(item, sub, found)
+                new = self._walk(item, (path, key), found)
                 if new is _NO_CHANGE:
                     continue
             if changed is None:
@@ -274,11 +320,13 @@ class Redactor:
             changed[key] = new
         return _NO_CHANGE if changed is None else changed
 
-    def _walk_string(self, value: str, path: str, found: list[Redaction]) -> Any:
-        if len(value) < 4 or not self._may_hit_str(value):
+    def _walk_string(self, value: str, path: Any, found: list[Redaction]) -> Any:
+        if len(value) < 8:
             return _NO_CHANGE
-        head = value.lstrip()[:1]
-        if head in ("{", "["):
+        head = value[0]
+        if head in _WHITESPACE:
+            head = value.lstrip()[:1]
+        if head in ("{", "[") and self._may_hit_str(value):
             try:
                 inner = orjson.loads(value)
             except orjson.JSONDecodeError:
@@ -287,9 +335,9 @@ class Redactor:
                 new = self._walk(inner, path, found)
                 return new if new is _NO_CHANGE else orjson.dumps(new).decode()
         if "://" in value:
-            new_text, count = _URL_CREDS.subn(lambda m: m[1] + REDACTED + m[3], value)
+            new_text, count = _URL_CREDS.subn(_url_sub, value)
             if count:
-                found.append(Redaction(path=path, json_type="string", length=len(value)))
+                found.append(Redaction(path=_render(path), json_type="string", length=len(value)))
                 return new_text
         return _NO_CHANGE
 
@@ -308,6 +356,35 @@ class Redactor:
                     changed = dict(props)
                 changed[key] = new_text
         return _NO_CHANGE if changed is None else changed
+
+
+_CORES = ("passw", "key")
+"""Shorter substrings that stand in for several rules in the raw-bytes pre-check
+(``password``/``passwd``; ``private_key``/``key_data``/``api_key``…): each ``in`` over a
+body costs the same, so fewer, shorter literals make the common miss cheaper."""
+
+
+def _precheck_literals(literals: Iterable[str]) -> list[str]:
+    reduced = {next((c for c in _CORES if c in lit), lit) for lit in literals}
+    return sorted(lit for lit in reduced if not any(o != lit and o in lit for o in reduced))
+
+
+def _url_sub(m: re.Match[str]) -> str:
+    return m[1] + REDACTED + m[3]
+
+
+def _render(path: Any) -> str:
+    """Turn the ``(parent, key)`` chain the walk builds into ``/a/0/b`` (or ``headers/a``).
+
+    The chain is only rendered when something is redacted, so the walk allocates no
+    strings for the keys it merely passes.
+    """
+    segments: list[str] = []
+    while isinstance(path, tuple):
+        path, seg = path
+        segments.append(_escape(str(seg)))
+    segments.reverse()
+    return f"{path}/{'/'.join(segments)}" if path else "/" + "/".join(segments)
 
 
 def _unanchor(rule: str) -> str:

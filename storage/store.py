@@ -31,12 +31,6 @@ from types import TracebackType
 from typing import Any
 
 import orjson
-from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
-from busdoc.storage import schema
-from busdoc.storage.codec import decode_table, encode_table
-from busdoc.storage.identity import Matcher, MessageRef
-from busdoc.storage.records import Redaction, StoredMessage, StoredObservation
-from busdoc.storage.redact import Redactor
 from sqlalchemy import (
     Connection,
     Engine,
@@ -51,6 +45,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from busdoc.errors import StoreError
+from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
+from busdoc.storage import schema
+from busdoc.storage.codec import decode_table, encode_table
+from busdoc.storage.identity import Matcher, MessageRef
+from busdoc.storage.records import Redaction, StoredMessage, StoredObservation
+from busdoc.storage.redact import Redactor
 
 DEFAULT_PATH = "busdoc.db"
 _READ_CHUNK = 256
@@ -187,6 +187,10 @@ def _sqlite_engine(path: str, create: bool) -> Engine:
     return engine
 
 
+def _quote(column: str) -> str:
+    return f'"{column}"'
+
+
 class Store:
     """One busdoc store. Not thread-safe: one writer per ``Store`` object."""
 
@@ -198,6 +202,7 @@ class Store:
         self.dialect = engine.dialect.name
         self._matcher = Matcher(match_limit)
         self._conn_ids: dict[str, MessageRef] = {}
+        self._insert_cache: dict[str, str] = {}
         try:
             if not create:
                 with engine.connect() as conn:
@@ -246,6 +251,20 @@ class Store:
         tbl = schema.metadata.tables[table]
         top = conn.execute(select(func.coalesce(func.max(tbl.c.id), 0))).scalar_one()
         return list(range(top + 1, top + 1 + n))
+
+    def _insert_sql(self, table: str) -> str:
+        """A driver-level INSERT for the hot tables: executemany with plain tuples skips
+        SQLAlchemy's per-row parameter processing (measured 87 → see bench/bench_store.py)."""
+        sql = self._insert_cache.get(table)
+        if sql is None:
+            cols = _INSERT_COLUMNS[table]
+            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            sql = (
+                f"INSERT INTO {table} ({', '.join(_quote(c) for c in cols)}) "
+                f"VALUES ({', '.join([mark] * len(cols))})"
+            )
+            self._insert_cache[table] = sql
+        return sql
 
     # -- runs --------------------------------------------------------------------------
 
@@ -498,8 +517,8 @@ class _PendingConnection:
 
 @dataclass(slots=True)
 class _Batch:
-    messages: list[tuple[MessageRef, dict[str, Any]]] = field(default_factory=list)
-    observations: list[tuple[MessageRef, MessageRef | None, dict[str, Any]]] = field(
+    messages: list[tuple[MessageRef, tuple[Any, ...]]] = field(default_factory=list)
+    observations: list[tuple[MessageRef, MessageRef | None, tuple[Any, ...]]] = field(
         default_factory=list
     )
     connections: dict[str, _PendingConnection] = field(default_factory=dict)
@@ -558,7 +577,11 @@ class Writer:
             return
         else:
             raise TypeError(f"cannot store a {type(record).__name__}")
-        if len(self._batch) >= self.batch_size or self._batch.bytes >= _FLUSH_BYTES:
+        batch = self._batch
+        if (
+            len(batch.observations) + len(batch.connections) >= self.batch_size
+            or batch.bytes >= _FLUSH_BYTES
+        ):
             self.flush()
 
     def _add_connection(self, info: ConnectionInfo) -> None:
@@ -599,10 +622,10 @@ class Writer:
         parts = self.redactor.redact(obs)
         body = parts.body
         cut_by_source = obs.body_size is not None and obs.body_size > len(obs.body)
-        size = obs.body_size + len(body) - len(obs.body) if cut_by_source else len(body)
+        size = obs.body_size + len(body) - len(obs.body) if cut_by_source else len(body)  # type: ignore[operator]
         sha = hashlib.sha256(body).hexdigest()
         props = encode_table(parts.properties) or b"{}"
-        headers = encode_table(parts.headers)
+        headers = encode_table(parts.headers) if parts.headers is not None else None
         key = (obs.exchange, obs.routing_key, props, headers, sha)
         matcher = self.store._matcher
         kind = obs.kind
@@ -618,60 +641,65 @@ class Writer:
         elif kind == "return":
             queue = _KIND_QUEUE_RETURN
             ref = matcher.take(key, queue)
+        batch = self._batch
         if ref is None:
             ref = MessageRef()
             if kind == "publish":
                 matcher.publish(key, ref)
             else:
                 matcher.orphan(key, queue, ref)
-            truncated = cut_by_source or len(body) > self.max_body
-            stored = body[: self.max_body] if len(body) > self.max_body else body
+            stored = body
+            truncated = cut_by_source
+            if len(body) > self.max_body:
+                stored = body[: self.max_body]
+                truncated = True
             if truncated:
                 self.truncated += 1
+            redactions = None
             if parts.redactions:
                 self.redacted += 1
-            self._batch.messages.append(
+                redactions = orjson.dumps(
+                    [(r.path, r.json_type, r.length) for r in parts.redactions]
+                )
+            # Column order of _MESSAGE_COLUMNS after the id.
+            batch.messages.append(
                 (
                     ref,
-                    {
-                        "run_id": self.run.id,
-                        "vhost": obs.vhost,
-                        "exchange": obs.exchange,
-                        "routing_key": obs.routing_key,
-                        "properties": props,
-                        "headers": headers,
-                        "body": stored,
-                        "body_size": size,
-                        "body_sha256": sha,
-                        "truncated": truncated,
-                        "redactions": orjson.dumps(
-                            [(r.path, r.json_type, r.length) for r in parts.redactions]
-                        )
-                        if parts.redactions
-                        else None,
-                        "first_seen": t,
-                    },
+                    (
+                        self.run.id,
+                        obs.vhost,
+                        obs.exchange,
+                        obs.routing_key,
+                        props,
+                        headers,
+                        stored,
+                        size,
+                        sha,
+                        truncated,
+                        redactions,
+                        t,
+                    ),
                 )
             )
-            self._batch.bytes += len(stored)
-        conn_ref = self.store._conn_ids.get(obs.connection)
-        self._batch.observations.append(
+            batch.bytes += len(stored)
+        # Column order of _OBSERVATION_COLUMNS after message_id and connection_id.
+        batch.observations.append(
             (
                 ref,
-                conn_ref,
-                {
-                    "run_id": self.run.id,
-                    "time": t,
-                    "kind": kind,
-                    "connection": obs.connection,
-                    "channel": obs.channel,
-                    "queue": obs.queue,
-                    "redelivered": obs.redelivered,
-                    "consumer_tag": obs.consumer_tag,
-                    "delivery_tag": obs.delivery_tag,
-                    "reply_code": obs.reply_code,
-                    "reply_text": obs.reply_text,
-                },
+                self.store._conn_ids.get(obs.connection),
+                (
+                    self.run.id,
+                    t,
+                    kind,
+                    obs.connection,
+                    obs.channel,
+                    obs.queue,
+                    obs.redelivered,
+                    obs.consumer_tag,
+                    obs.delivery_tag,
+                    obs.reply_code,
+                    obs.reply_text,
+                ),
             )
         )
 
@@ -704,18 +732,16 @@ class Writer:
                 rows = []
                 for (ref, row), mid in zip(batch.messages, ids, strict=True):
                     ref.id = mid
-                    row["id"] = mid
                     assigned.append(ref)
-                    rows.append(row)
+                    rows.append((mid, *row))
                 if rows:
-                    conn.execute(schema.messages.insert(), rows)
-                obs_rows = []
-                for ref, conn_ref, row in batch.observations:
-                    row["message_id"] = ref.id
-                    row["connection_id"] = conn_ref.id if conn_ref is not None else None
-                    obs_rows.append(row)
+                    conn.exec_driver_sql(store._insert_sql("messages"), rows)
+                obs_rows = [
+                    (ref.id, None if cref is None else cref.id, *row)
+                    for ref, cref, row in batch.observations
+                ]
                 if obs_rows:
-                    conn.execute(schema.observations.insert(), obs_rows)
+                    conn.exec_driver_sql(store._insert_sql("observations"), obs_rows)
                 conn.execute(
                     schema.runs.update()
                     .where(schema.runs.c.id == self.run.id)
@@ -730,3 +756,36 @@ class Writer:
                 ref.id = None
             raise
         self._batch = _Batch()
+
+
+_MESSAGE_COLUMNS = (
+    "id",
+    "run_id",
+    "vhost",
+    "exchange",
+    "routing_key",
+    "properties",
+    "headers",
+    "body",
+    "body_size",
+    "body_sha256",
+    "truncated",
+    "redactions",
+    "first_seen",
+)
+_OBSERVATION_COLUMNS = (
+    "message_id",
+    "connection_id",
+    "run_id",
+    "time",
+    "kind",
+    "connection",
+    "channel",
+    "queue",
+    "redelivered",
+    "consumer_tag",
+    "delivery_tag",
+    "reply_code",
+    "reply_text",
+)
+_INSERT_COLUMNS = {"messages": _MESSAGE_COLUMNS, "observations": _OBSERVATION_COLUMNS}

@@ -1,0 +1,92 @@
+"""Store write throughput: observations/s through Writer.add (redact + hash + identity +
+batched insert), for SQLite and, when given a URL, PostgreSQL.
+
+    .venv/bin/python bench/bench_store.py [N] [--db URL]
+
+Traffic is oslo.messaging-shaped: every call carries a ``_context_auth_token`` in its
+envelope (so the redaction path is the common one, as in a real OpenStack capture), one
+publish and one delivery per message; a quarter of the messages are token-free casts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import orjson
+
+from busdoc.sniffer.records import Observation
+from busdoc.storage import open_store
+from busdoc.storage.redact import Redactor
+
+
+def make_observations(n: int) -> list[Observation]:
+    out = []
+    for i in range(n):
+        ctx = {} if i % 4 == 0 else {"_context_auth_token": "gAAAAAB" + "x" * 180}
+        inner = {
+            "method": "build_and_run_instance",
+            "args": {"instance": {"uuid": f"uuid-{i}", "vcpus": 2, "memory_mb": 2048}},
+            "_context_request_id": f"req-{i}",
+            "_context_roles": ["member", "reader"],
+            "_msg_id": f"{i:032x}",
+            "_reply_q": "reply_abc",
+            **ctx,
+        }
+        body = orjson.dumps({"oslo.version": "2.0", "oslo.message": orjson.dumps(inner).decode()})
+        common = dict(
+            source="pcap",
+            channel=1,
+            exchange="nova",
+            routing_key="compute.host1",
+            properties={"content_type": "application/json", "delivery_mode": 2},
+            headers=None,
+            body=body,
+            vhost="/",
+        )
+        out.append(Observation(time=i, connection="pub", kind="publish", **common))
+        out.append(
+            Observation(
+                time=i + 0.001,
+                connection="con",
+                kind="deliver",
+                queue="compute.host1",
+                delivery_tag=i + 1,
+                **common,
+            )
+        )
+    return out
+
+
+def run(target: str, observations: list[Observation]) -> float:
+    store = open_store(target)
+    run_ = store.begin_run(kind="bench", name="bench", content_hash=None)
+    assert run_ is not None
+    started = time.perf_counter()
+    with store.writer(run_, redactor=Redactor()) as writer:
+        for obs in observations:
+            writer.add(obs)
+    elapsed = time.perf_counter() - started
+    store.finish_run(run_, stats={})
+    store.close()
+    return len(observations) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", type=int, nargs="?", default=50_000, help="messages")
+    parser.add_argument("--db", help="also run against this URL (e.g. postgresql://...)")
+    args = parser.parse_args()
+    observations = make_observations(args.n)
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = run(os.path.join(tmp, "bench.db"), observations)
+        print(f"sqlite:     {rate:,.0f} observations/s ({len(observations):,} observations)")
+    if args.db:
+        rate = run(args.db, observations)
+        print(f"{args.db.split(':')[0]}: {rate:,.0f} observations/s")
+
+
+if __name__ == "__main__":
+    main()
