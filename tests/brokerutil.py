@@ -177,3 +177,16 @@ class Collector:
             r for r in self.records
             if isinstance(r, Observation) and (kind is None or r.kind == kind)
         ]
+
+
+
+def close_connections_named(vhost: str, name: str) -> int:
+    """Force-close (as an operator would) the connections in ``vhost`` with that name."""
+    out = rabbitmqctl("list_connections", "pid", "vhost", "client_properties")
+    closed = 0
+    for line in out.splitlines()[1:]:
+        pid, conn_vhost, props = (line.split("\t", 2) + ["", ""])[:3]
+        if conn_vhost == vhost and f'{{"connection_name","{name}"}}' in props:
+            rabbitmqctl("close_connection", pid, "closed by the test")
+            closed += 1
+    return closed

@@ -6,7 +6,11 @@ stops by ``max_messages`` or ``stop()``.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,6 +20,7 @@ import pytest
 from brokerutil import (
     AgentThread,
     Collector,
+    close_connections_named,
     connect,
     queue_counts,
     rabbitmqctl,
@@ -352,6 +357,93 @@ def test_user_without_permission_is_a_broker_error() -> None:
         message = str(caught.value)
         assert "ACCESS_REFUSED" in message and user in message
         assert "limitedpw" not in message
+
+
+def test_agent_reconnects_after_its_connection_is_closed_and_records_the_gap() -> None:
+    with temp_vhost() as vhost:
+        sink = Collector()
+        stop = threading.Event()
+        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop)
+        runner = AgentThread(agent).start()
+        runner.wait_capturing(vhost)
+        conn = connect(vhost)
+        conn.channel().basic_publish("amq.topic", "before", b"before")
+        assert wait_until(lambda: len(sink.observations()) == 1)
+
+        assert close_connections_named(vhost, "busdoc firehose agent") == 1
+        assert wait_until(lambda: any(g.reason == "disconnected" for g in agent.gaps))
+        runner.wait_capturing(vhost)
+        conn.channel().basic_publish("amq.topic", "after", b"after")
+        assert wait_until(lambda: len(sink.observations()) == 2)
+        conn.close()
+        stop.set()
+        runner.join()
+
+        assert [o.body for o in sink.observations()] == [b"before", b"after"]
+        (gap,) = agent.gaps
+        assert gap.end is not None and gap.end > gap.start
+        assert any(
+            isinstance(r, Notice) and r.code == "firehose_gap_disconnected" for r in sink.records
+        )
+        assert not tracing_on(vhost)
+
+
+AGENT_SCRIPT = """
+import json, sys
+from busdoc.sniffer.agent import FirehoseAgent
+from busdoc.sniffer.records import Observation
+
+out = open(sys.argv[2], "a")
+
+def sink(records):
+    for r in records:
+        if isinstance(r, Observation):
+            out.write(json.dumps({"kind": r.kind, "body": r.body.decode()}) + "\\n")
+    out.flush()
+
+def status(s):
+    print("connected", s.connected, "pending", s.pending, flush=True)
+
+FirehoseAgent([sys.argv[1]], [], sink, status=status, status_interval=0.05,
+              batch_seconds=30, batch_size=1000).run()
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_flushes_restores_tracing_and_exits_zero(signum: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with temp_vhost() as vhost:
+        out = tmp_path / "records.jsonl"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", AGENT_SCRIPT, url_for(vhost), str(out)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("connected 1"):
+                    break
+            conn = connect(vhost)
+            ch = conn.channel()
+            ch.confirm_delivery()
+            for i in range(3):
+                ch.basic_publish("amq.topic", "k", b"m%d" % i)
+            conn.close()
+            # batch_seconds=30: the records are still pending when the signal arrives.
+            for line in proc.stdout:
+                if line.strip().endswith("pending 3"):
+                    break
+            proc.send_signal(signum)
+            rest = proc.stdout.read()
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+        assert "done" in rest
+        lines = out.read_text().splitlines()
+        assert [json.loads(x)["body"] for x in lines] == ["m0", "m1", "m2"]
+        assert not tracing_on(vhost)
 
 
 @pytest.mark.skipif(
