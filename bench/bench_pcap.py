@@ -8,7 +8,8 @@ Stages measured (DESIGN.md, "Performance targets"):
   timed in-process (in a child process, so its peak RSS is its own); target >= 40k msgs/s.
 * ``import``: ``busdoc capture pcap F --db fresh.db`` (SQLite, redaction on) as a
   subprocess, minus ``busdoc --version``; target >= 3x tshark's msgs/s in this run.
-* peak RSS of the import for a small and the full capture; target: flat.
+* peak RSS of the import for 10k messages and the full capture (``--rss-sizes`` adds
+  others, 1M for instance); target: flat.
 
 Every stage is checked against the generator's sidecar (decoded == generated): tshark's
 message count, the decoder's count and (kind, exchange, routing key) and body digests, the
@@ -47,7 +48,7 @@ TSHARK_FIELDS = [
 DECODE_TARGET = 40_000
 IMPORT_RATIO_TARGET = 3.0
 RSS_FLAT_TOLERANCE = 1.25
-"""Peak RSS of the full import may be at most this times the small one's to count as flat."""
+"""The largest peak RSS of the imports may be at most this times the smallest to be flat."""
 
 
 @dataclass
@@ -330,6 +331,19 @@ def bench_import(
 # --- driver ----------------------------------------------------------------------------
 
 
+def bench_other_size(
+    size: int, seed: int, workdir: Path, startup: tuple[float, float], log: Any
+) -> Stage:
+    """An import of another message count, for the peak RSS comparison."""
+    log(f"generating {size:,} messages ...")
+    pcap, sidecar = generate(workdir, size, seed)
+    log(f"busdoc import {size:,} ...")
+    stage = bench_import(pcap, sidecar, workdir, startup)
+    for path in workdir.glob(f"{pcap.stem}.db*"):
+        path.unlink()
+    return stage
+
+
 def generate(workdir: Path, messages: int, seed: int) -> tuple[Path, dict[str, Any]]:
     path = workdir / f"oslo-{messages}.pcap"
     sidecar_file = gen_pcap.sidecar_path(path)
@@ -388,14 +402,14 @@ def targets(stages: dict[str, Stage]) -> dict[str, Any]:
                 "measured": round(full.msgs_per_cpu_s / tshark.msgs_per_cpu_s, 2),
                 "met": full.msgs_per_cpu_s / tshark.msgs_per_cpu_s >= IMPORT_RATIO_TARGET,
             }
-    small = stages.get("import_small")
-    if small and full and small.ok and full.ok and small.peak_rss_mb and full.peak_rss_mb:
-        growth = full.peak_rss_mb / small.peak_rss_mb
+    imports = [s for k, s in stages.items() if k.startswith("import") and s.ok and s.peak_rss_mb]
+    if len(imports) > 1:
+        rss = [s.peak_rss_mb or 0.0 for s in imports]
+        growth = max(rss) / min(rss)
         out["import_rss_growth"] = {
             "target": RSS_FLAT_TOLERANCE,
             "measured": round(growth, 2),
-            "small_messages": small.messages,
-            "messages": full.messages,
+            "peak_rss_mb": {str(s.messages): round(s.peak_rss_mb or 0.0) for s in imports},
             "met": growth <= RSS_FLAT_TOLERANCE,
         }
     return out
@@ -418,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=["tshark", "decode", "import", "rss"],
         help="leave out a stage (repeatable)",
     )
+    parser.add_argument(
+        "--rss-sizes",
+        type=lambda v: [int(n) for n in v.split(",")],
+        help="message counts of the extra imports compared for peak RSS "
+        "(comma-separated; default 10000)",
+    )
     parser.add_argument("--decode-only", metavar="PCAP", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -426,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     messages = 10_000 if args.quick else args.messages
-    small_messages = 10_000 if messages > 10_000 else max(1_000, messages // 10)
+    default_small = 10_000 if messages > 10_000 else max(1_000, messages // 10)
+    rss_sizes = sorted(set(args.rss_sizes or [default_small]) - {messages})
     keep = args.keep or args.workdir is not None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="busdoc-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -454,17 +475,20 @@ def main(argv: list[str] | None = None) -> int:
             stages["decode"] = bench_decode(pcap, sidecar)
         if "import" not in args.skip:
             startup = best_of([*busdoc_command(), "--version"])
-            if "rss" not in args.skip and small_messages < messages:
-                small, small_sidecar = generate(workdir, small_messages, args.seed)
-                log(f"busdoc import {small_messages:,} ...")
-                stages["import_small"] = bench_import(small, small_sidecar, workdir, startup)
+            for size in [n for n in rss_sizes if n < messages] if "rss" not in args.skip else []:
+                stages[f"import_{size}"] = bench_other_size(size, args.seed, workdir, startup, log)
             log(f"busdoc import {messages:,} ...")
             stages["import"] = bench_import(pcap, sidecar, workdir, startup)
+            for size in [n for n in rss_sizes if n > messages] if "rss" not in args.skip else []:
+                stages[f"import_{size}"] = bench_other_size(size, args.seed, workdir, startup, log)
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    order = ["tshark", "decode", "import_small", "import"]
+    order = ["tshark", "decode"]
+    order += sorted(
+        (k for k in stages if k.startswith("import")), key=lambda k: stages[k].file_bytes
+    )
     rows = [stages[k] for k in order if k in stages]
     result = {
         "messages": messages,

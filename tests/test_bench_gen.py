@@ -143,3 +143,47 @@ def test_capture_mixes_segmentations_as_the_benchmark_promises(
     assert any(0 < n < 200 for n in lengths)  # small odd ones
     assert several_methods > 0  # several messages in one segment
     assert reassembled > 0  # a message over several segments
+
+
+def _load_harness() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_bench_pcap", BENCH / "bench_pcap.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_pcap = _load_harness()
+
+
+def test_tshark_count_reads_routing_keys_because_the_default_exchange_is_empty(
+    tmp_path: Path,
+) -> None:
+    tsv = tmp_path / "out.tsv"
+    tsv.write_text(
+        "\treply_0a\t7b7d\n"  # the default exchange prints as nothing
+        "nova,\tcompute.cmp-001,reply_1b\t7b,7d\n"  # two messages in one packet
+        "\t\t7b7d\n"  # a body frame alone: no message
+    )
+    assert bench_pcap.count_tshark_messages(tsv) == 3
+
+
+def test_peak_rss_is_each_child_own_not_the_largest_so_far() -> None:
+    big = bench_pcap.run_measured([sys.executable, "-c", "b = bytearray(300 << 20); b[-1] = 1"])
+    small = bench_pcap.run_measured([sys.executable, "-c", "pass"])
+    assert big.returncode == small.returncode == 0
+    assert big.peak_rss_mb > 300
+    assert small.peak_rss_mb < 100
+
+
+def test_decode_stage_fails_when_the_decoder_output_differs_from_the_sidecar(
+    capture: tuple[Path, dict],
+) -> None:
+    pytest.importorskip("busdoc.sniffer.capture")
+    path, sidecar = capture
+    assert bench_pcap.bench_decode(path, sidecar).ok
+    wrong = dict(sidecar, messages=sidecar["messages"] + 1, body_digest="0" * 16)
+    stage = bench_pcap.bench_decode(path, wrong)
+    assert not stage.ok
+    assert "decoded 500 of 501" in stage.detail and "bodies differ" in stage.detail
