@@ -172,7 +172,7 @@ class _Reply:
         total = sum(self.latency.values())
         if not total:
             return None
-        rank = q * (total - 1)
+        rank = max(0, math.ceil(q * total) - 1)  # nearest rank
         seen = 0
         for b in sorted(self.latency):
             seen += self.latency[b]
@@ -302,6 +302,8 @@ class _Object:
             required.append(p + "namespace")
         if self.changes.seen:
             props[p + "changes"] = self.changes.to_json_schema(refs)
+            if self.changes.seen == self.seen.count:
+                required.append(p + "changes")
         return {"title": f"{self.name}_{self.version.replace('.', '_')}", "type": "object",
                 "properties": props, "required": sorted(required),
                 "x-busdoc-count": self.seen.count}

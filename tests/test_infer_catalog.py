@@ -158,7 +158,7 @@ def test_replies_give_result_schema_failures_and_latency(catalog_json):
     assert lat["max"] == pytest.approx(270.0, abs=0.01)
     # 27 latencies: 10..270 ms in steps of 10, three failures at 200 ms instead of 50/140/230
     assert lat["p50"] == pytest.approx(160, rel=0.02)
-    assert lat["p95"] == pytest.approx(250, rel=0.02)
+    assert lat["p95"] == pytest.approx(260, rel=0.02)  # nearest rank: the 26th of 27
     assert r["pending"] == 3 and r["multipart"] == 0
     assert catalog_json["stats"]["unmatched_replies"] == 0
 
