@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from busdoc.storage.version import SCHEMA_VERSION
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -36,6 +35,7 @@ from sqlalchemy import (
 )
 
 from busdoc.errors import StoreError
+from busdoc.storage.version import SCHEMA_VERSION
 
 metadata = MetaData()
 
@@ -64,6 +64,7 @@ runs = Table(
     Column("counts", LargeBinary),
     Column("stats", LargeBinary),
     Column("skipped", LargeBinary),
+    sqlite_autoincrement=True,  # a deleted (killed) run's id is never handed out again
 )
 
 # Ids of messages and connections are handed out by the writer (see store.py); on

@@ -53,6 +53,8 @@ from busdoc.storage.records import Redaction, StoredMessage, StoredObservation
 from busdoc.storage.redact import Redactor
 
 DEFAULT_PATH = "busdoc.db"
+SQLITE_BUSY_TIMEOUT = 10.0
+"""Seconds a SQLite writer waits for another process's lock before giving up."""
 _READ_CHUNK = 256
 _FLUSH_BYTES = 64 << 20
 
@@ -158,7 +160,7 @@ def _sqlite_engine(path: str, create: bool) -> Engine:
 
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
-        connect_args={"timeout": 10.0, "check_same_thread": False},
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
     )
 
     @event.listens_for(engine, "connect")
@@ -248,8 +250,19 @@ class Store:
                 text(f"SELECT nextval('{table}_id_seq') FROM generate_series(1, :n)"), {"n": n}
             )
             return [r[0] for r in rows]
+        # max(id) alone would hand a deleted (killed) run's ids out again, and readers
+        # that remember "messages up to id N" would miss the new ones: keep a high-water
+        # mark in meta as well.
         tbl = schema.metadata.tables[table]
+        meta = schema.meta
+        mark = f"{table}_high_water"
         top = conn.execute(select(func.coalesce(func.max(tbl.c.id), 0))).scalar_one()
+        seen = conn.execute(select(meta.c.value).where(meta.c.key == mark)).scalar()
+        if seen is not None:
+            top = max(top, int(seen))
+            conn.execute(meta.update().where(meta.c.key == mark).values(value=str(top + n)))
+        else:
+            conn.execute(meta.insert().values(key=mark, value=str(top + n)))
         return list(range(top + 1, top + 1 + n))
 
     def _insert_sql(self, table: str) -> str:
