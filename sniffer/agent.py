@@ -111,7 +111,9 @@ class _Tap:
     vhost: str
     params: pika.URLParameters
     control: TracingControl
-    queue: str
+    base_queue: str
+    queue: str = ""
+    connects: int = 0
     state: TracingState | None = None
     connection: pika.BlockingConnection | None = None
     channel: Any = None
@@ -191,16 +193,18 @@ class FirehoseAgent:
                 tap_params.virtual_host = vhost
                 tap_params.connection_attempts = 1
                 tap_params.client_properties = {"connection_name": "busdoc firehose agent"}
-                queue = f"busdoc.firehose.{host}.{os.getpid()}.{token}.{len(self.taps)}"
+                base = f"busdoc.firehose.{host}.{os.getpid()}.{token}.{len(self.taps)}"
                 self.taps.append(
-                    _Tap(url=url, vhost=vhost, params=tap_params, control=control, queue=queue)
+                    _Tap(url=url, vhost=vhost, params=tap_params, control=control,
+                         base_queue=base, queue=base)
                 )
+        self._own_queues = {t.queue for t in self.taps}
 
     # -- public ------------------------------------------------------------------------
 
     @property
     def queue_names(self) -> list[str]:
-        """The agent's own trace queues (one per tap)."""
+        """The agent's current trace queues (one per tap)."""
         return [t.queue for t in self.taps]
 
     def status(self) -> AgentStatus:
@@ -395,6 +399,11 @@ class FirehoseAgent:
 
     def _connect(self, tap: _Tap) -> None:
         connection = pika.BlockingConnection(tap.params)
+        # A fresh name after a loss: the broker may not have noticed yet that the old
+        # connection is dead, and would refuse the old exclusive queue (RESOURCE_LOCKED).
+        tap.queue = tap.base_queue if tap.connects == 0 else f"{tap.base_queue}.r{tap.connects}"
+        tap.connects += 1
+        self._own_queues.add(tap.queue)
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=self._prefetch)
@@ -463,7 +472,7 @@ class FirehoseAgent:
             if tap.connection is not None:
                 _close_quietly(tap.connection)
                 tap.connection = tap.channel = None
-        own = set(self.queue_names)
+        own = set(self._own_queues)
         problems: list[str] = []
         for tap in self.taps:
             if tap.state is None:

@@ -359,7 +359,7 @@ def test_user_without_permission_is_a_broker_error() -> None:
         assert "limitedpw" not in message
 
 
-def test_agent_reconnects_after_its_connection_is_closed_and_records_the_gap() -> None:
+def test_agent_reconnects_reenables_tracing_and_records_the_gap() -> None:
     with temp_vhost() as vhost:
         sink = Collector()
         stop = threading.Event()
@@ -370,9 +370,12 @@ def test_agent_reconnects_after_its_connection_is_closed_and_records_the_gap() -
         conn.channel().basic_publish("amq.topic", "before", b"before")
         assert wait_until(lambda: len(sink.observations()) == 1)
 
+        # What a node restart does: tracing forgotten, connections dropped.
+        rabbitmqctl("trace_off", "-p", vhost)
         assert close_connections_named(vhost, "busdoc firehose agent") == 1
         assert wait_until(lambda: any(g.reason == "disconnected" for g in agent.gaps))
         runner.wait_capturing(vhost)
+        assert tracing_on(vhost)
         conn.channel().basic_publish("amq.topic", "after", b"after")
         assert wait_until(lambda: len(sink.observations()) == 2)
         conn.close()
