@@ -325,6 +325,13 @@ class OsloTraffic:
             "lima mike november oscar papa quebec romeo sierra tango"
         ).split()
 
+    def _text(self, low: int, high: int) -> str:
+        """Filler words; one time in twelve a long text (4-12 KB), so bodies also span
+        several body frames on the connections that negotiated frame_max 4096."""
+        if self.rng.random() < 1 / 12:
+            low, high = 700, 2000
+        return " ".join(self.rng.choices(self._words, k=self.rng.randint(low, high)))
+
     def uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
@@ -374,7 +381,7 @@ class OsloTraffic:
                 },
             },
             "filter_properties": {"retry": {"num_attempts": 1, "hosts": []}, "scheduler_hints": {}},
-            "description": " ".join(rng.choices(self._words, k=rng.randint(10, 120))),
+            "description": self._text(10, 120),
         }
         if method.startswith("object_"):
             args = {
@@ -419,7 +426,7 @@ class OsloTraffic:
         result: Any = {
             "id": self.uuid(),
             "status": rng.choice(["ACTIVE", "BUILD"]),
-            "output": " ".join(rng.choices(self._words, k=rng.randint(60, 200))),
+            "output": self._text(60, 200),
         }
         if rng.random() < 0.05:
             failure = json.dumps(

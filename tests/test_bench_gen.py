@@ -131,18 +131,22 @@ def test_capture_mixes_segmentations_as_the_benchmark_promises(
     path, _ = capture
     out = _tshark(
         "-r", str(path), "-T", "fields", "-e", "tcp.len", "-e", "amqp.method.method",
-        "-e", "tcp.segments",
+        "-e", "tcp.segments", "-e", "amqp.type",
     )  # fmt: skip
     lengths, several_methods, reassembled = [], 0, 0
+    frame_types: list[str] = []
     for line in out.splitlines():
-        length, methods, segments = line.split("\t")
+        length, methods, segments, types = line.split("\t")
         lengths.append(int(length))
         several_methods += methods.count(",") >= 1
         reassembled += bool(segments)
+        frame_types += types.split(",")
     assert max(lengths) > gen_pcap.MSS  # coalesced segments
     assert any(0 < n < 200 for n in lengths)  # small odd ones
     assert several_methods > 0  # several messages in one segment
     assert reassembled > 0  # a message over several segments
+    assert frame_types.count("3") > frame_types.count("2")  # a body over several frames
+    assert "8" in frame_types  # heartbeats
 
 
 def _load_harness() -> ModuleType:
