@@ -104,6 +104,20 @@ class AgentStatus:
     tracing: tuple[str, ...]
     """``vhost: method`` for each tap (``management``, ``rabbitmqctl``, ``assume``)."""
 
+    def line(self) -> str:
+        """One line for the CLI's live status (and the log of a service)."""
+        parts = [
+            f"{self.total:,} messages",
+            f"{self.rate:,.0f}/s",
+            f"{self.gaps} gap{'s' if self.gaps != 1 else ''}",
+            f"lag {self.queued + self.pending:,}",
+        ]
+        if self.connected < self.taps:
+            parts.append(f"{self.taps - self.connected} of {self.taps} connections down")
+        if self.tracing:
+            parts.append("tracing " + ", ".join(self.tracing))
+        return " · ".join(parts)
+
 
 @dataclass(eq=False)
 class _Tap:
