@@ -155,3 +155,25 @@ def test_unreachable_management_and_remote_host_is_one_clear_error() -> None:
     assert "hunter2" not in message
     assert "--tracing=assume" in message
     assert "\n" not in message
+
+
+@needs_management
+def test_user_without_administrator_tag_cannot_switch_through_management() -> None:
+    with temp_vhost() as vhost:
+        user = "busdoc-monitor-" + vhost[-8:]
+        rabbitmqctl("add_user", user, "monitorpw")
+        try:
+            rabbitmqctl("set_user_tags", user, "monitoring")
+            rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+            control = TracingControl(
+                url_for(vhost, user=user, password="monitorpw"), mode="management"
+            )
+            with pytest.raises(BrokerError) as caught:
+                control.enable(vhost)
+        finally:
+            rabbitmqctl("delete_user", user)
+
+        message = str(caught.value)
+        assert "administrator" in message and user in message
+        assert "monitorpw" not in message
+        assert not tracing_on(vhost)
