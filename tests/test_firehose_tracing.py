@@ -29,6 +29,8 @@ def management_up() -> bool:
 needs_management = pytest.mark.skipif(
     not management_up(), reason="rabbitmq_management is not enabled"
 )
+RABBITMQCTL = pytest.param("rabbitmqctl", marks=pytest.mark.slow)
+"""Each rabbitmqctl call starts an Erlang VM (one to two seconds on a busy machine)."""
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,7 @@ def test_mask_url_hides_only_the_password(url: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "mode", ["rabbitmqctl", pytest.param("management", marks=needs_management)]
+    "mode", [RABBITMQCTL, pytest.param("management", marks=needs_management)]
 )
 def test_enable_then_restore_turns_tracing_back_off(mode: str) -> None:
     with temp_vhost() as vhost:
@@ -60,7 +62,7 @@ def test_enable_then_restore_turns_tracing_back_off(mode: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "mode", ["rabbitmqctl", pytest.param("management", marks=needs_management)]
+    "mode", [RABBITMQCTL, pytest.param("management", marks=needs_management)]
 )
 def test_tracing_that_was_on_before_is_left_on(mode: str) -> None:
     with temp_vhost() as vhost:
@@ -74,7 +76,7 @@ def test_tracing_that_was_on_before_is_left_on(mode: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "mode", ["rabbitmqctl", pytest.param("management", marks=needs_management)]
+    "mode", [RABBITMQCTL, pytest.param("management", marks=needs_management)]
 )
 def test_tracing_stays_on_while_another_queue_listens(mode: str) -> None:
     with temp_vhost() as vhost:
@@ -121,7 +123,7 @@ def test_management_switch_keeps_vhost_description_and_tags() -> None:
 
 
 @pytest.mark.parametrize(
-    "mode", ["rabbitmqctl", pytest.param("management", marks=needs_management)]
+    "mode", [RABBITMQCTL, pytest.param("management", marks=needs_management)]
 )
 def test_missing_vhost_is_a_broker_error(mode: str) -> None:
     control = TracingControl(url_for("no-such-vhost-busdoc"), mode=mode)  # type: ignore[arg-type]
