@@ -43,6 +43,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -199,7 +200,7 @@ class FirehoseAgent:
             try:
                 params = pika.URLParameters(url)
             except Exception as e:  # pika raises several types for a bad URL
-                raise BrokerError(f"bad AMQP URL {mask_url(url)}: {e}") from None
+                raise BrokerError(f"bad AMQP URL {mask_url(url)}: {_scrub(str(e), url)}") from None
             control = TracingControl(url, mode=tracing, management_url=management_url)
             url_vhost = params.virtual_host
             for vhost in vhosts or [url_vhost]:
@@ -514,7 +515,7 @@ class FirehoseAgent:
             connected=sum(1 for t in self.taps if t.connection is not None),
             taps=len(self.taps),
             tracing=tuple(
-                f"{t.vhost}: {t.state.method if t.state else t.control.method}" for t in self.taps
+                f"{t.vhost}: {t.state.method if t.state else 'starting'}" for t in self.taps
             ),
         )
 
@@ -548,6 +549,14 @@ def _gap_notice(gap: Gap) -> Notice:
         message=f"{reason}, messages may be missing: vhost {gap.vhost} on {gap.url} "
         f"from {start} to {end}",
     )
+
+
+def _scrub(text: str, url: str) -> str:
+    """Remove the URL's password from text that may quote it."""
+    password = urllib.parse.urlsplit(url).password
+    if password:
+        text = text.replace(password, "***").replace(urllib.parse.unquote(password), "***")
+    return text
 
 
 def _reply_text(error: BaseException) -> str:

@@ -480,3 +480,10 @@ def test_agent_survives_broker_restart_and_reenables_tracing() -> None:
         assert [o.body for o in sink.observations()] == [b"before", b"after"]
         assert any(g.reason == "disconnected" and g.end for g in agent.gaps)
         assert not tracing_on(vhost)
+
+
+def test_bad_url_is_a_broker_error_without_the_password() -> None:
+    with pytest.raises(BrokerError, match="bad AMQP URL") as caught:
+        FirehoseAgent(["amqp://guest:Secr3t@127.0.0.1:notaport/%2F"], [], Collector())
+
+    assert "Secr3t" not in str(caught.value)

@@ -39,6 +39,8 @@ RABBITMQCTL = pytest.param("rabbitmqctl", marks=pytest.mark.slow)
         ("amqp://guest:s3cret@127.0.0.1:5672/%2F", "amqp://guest:***@127.0.0.1:5672/%2F"),
         ("amqps://u:p%40ss@broker/v", "amqps://u:***@broker/v"),
         ("amqp://localhost/", "amqp://localhost/"),
+        ("amqp://u:pa:ss@h:notaport/v", "amqp://u:***@h:notaport/v"),
+        ("amqp://u:p@ss@h/v", "amqp://u:***@h/v"),
     ],
 )
 def test_mask_url_hides_only_the_password(url: str, expected: str) -> None:
