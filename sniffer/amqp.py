@@ -46,9 +46,9 @@ from typing import Any
 import pika.data
 import pika.exceptions
 import pika.spec
-from busdoc.sniffer.records import ConnectionInfo, Notice, Observation, Record
 
 from busdoc.errors import FrameError
+from busdoc.sniffer.records import ConnectionInfo, Notice, Observation, Record
 
 __all__ = [
     "BodyFrame",
@@ -84,7 +84,6 @@ _U16 = Struct(">H")
 _U16U16 = Struct(">HH")
 _U64 = Struct(">Q")
 _U32 = Struct(">I")
-_HEADER_FIXED = Struct(">HHQH")
 _FRAME_TYPES = frozenset((FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT))
 
 _BASIC = 60
@@ -217,13 +216,21 @@ def decode_properties(buf: bytes, off: int) -> tuple[dict[str, Any], Mapping[str
         off += 2
     props: dict[str, Any] = {}
     headers: Mapping[str, Any] | None = None
-    if not flags & 0xFFFC:
-        return props, headers
-    for bit, name, kind in _PROPERTIES:
-        if not flags & bit:
-            continue
+    plan = _PLANS.get(flags)
+    if plan is None:
+        plan = _PLANS[flags] = tuple((n, k) for bit, n, k in _PROPERTIES if flags & bit)
+    for name, kind in plan:
         if kind == _PROPERTY_SHORTSTR:
-            props[name], off = _shortstr(buf, off)
+            n = buf[off]
+            off += 1
+            raw = buf[off : off + n]
+            if len(raw) != n:
+                raise StructError("short string runs past the frame")
+            off += n
+            try:
+                props[name] = raw.decode()
+            except UnicodeDecodeError:
+                props[name] = raw
         elif kind == _PROPERTY_OCTET:
             props[name] = buf[off]
             off += 1
@@ -235,6 +242,10 @@ def decode_properties(buf: bytes, off: int) -> tuple[dict[str, Any], Mapping[str
     if off > len(buf):
         raise StructError("properties run past the frame")
     return props, headers
+
+
+_PLANS: dict[int, tuple[tuple[str, int], ...]] = {}
+"""Property flags → the (name, kind) of each property present, in wire order."""
 
 
 def _decode_publish(p: bytes) -> dict[str, Any]:
@@ -369,8 +380,8 @@ _HAND_DECODERS: dict[int, Callable[[bytes], dict[str, Any]]] = {
     ),
 }
 
-_METHODS: dict[int, tuple[int, int, str, Callable[[bytes], dict[str, Any]]]] = {
-    index: (
+_METHODS: dict[bytes, tuple[int, int, str, Callable[[bytes], dict[str, Any]]]] = {
+    _U32.pack(index): (
         index >> 16,
         index & 0xFFFF,
         cls.NAME,
@@ -392,12 +403,23 @@ class FrameDecoder:
 
     ``synced=False`` when the stream may start mid-frame (capture began mid-connection):
     the decoder scans for a frame boundary before emitting anything.
+
+    ``raw=True`` is ``AmqpConnection``'s fast path: frames come out as plain tuples
+    (``(3, channel, payload)``, ``(1, channel, name, arguments)``,
+    ``(2, channel, body_size, properties, headers)``, ``(8, channel)``) instead of frame
+    objects, which saves an object per frame on the hot path; other events are unchanged.
     """
 
     def __init__(
-        self, *, frame_max: int | None = None, synced: bool = True, recover: bool = False
+        self,
+        *,
+        frame_max: int | None = None,
+        synced: bool = True,
+        recover: bool = False,
+        raw: bool = False,
     ) -> None:
         self.frame_max = frame_max
+        self._raw = raw
         self.recover = recover
         self.skipped_bytes = 0
         """Bytes skipped while resynchronising (garbage, partial frames after a gap)."""
@@ -474,7 +496,7 @@ class FrameDecoder:
             self._chunks = []
         else:
             buf = data
-        out: list[Event] = []
+        out: list[Any] = []
         pos = self._run(buf, out)
         n = len(buf)
         self._offset += pos
@@ -487,7 +509,7 @@ class FrameDecoder:
         return out
 
     # The loop below is the hot path: one struct call per frame, no copies but payloads.
-    def _run(self, buf: bytes, out: list[Event]) -> int:
+    def _run(self, buf: bytes, out: list[Any]) -> int:
         pos = 0
         n = len(buf)
         if self._state == _START:
@@ -496,74 +518,95 @@ class FrameDecoder:
                 return 0
             if self._state == _DEAD:
                 return n
+        frames = 0
+        try:
+            while True:  # scan (if out of sync), then decode until the buffer runs out
+                if self._state == _SCAN:
+                    pos = self._scan(buf, pos, out)
+                    if self._state == _SCAN:
+                        return pos
+                pos, stop = self._decode(buf, pos, n, out)
+                frames += stop >> 1
+                if stop & 1:
+                    return pos
+        finally:
+            self.frames += frames
+
+    def _decode(self, buf: bytes, pos: int, n: int, out: list[Any]) -> tuple[int, int]:
+        """Decode frames in sync from ``pos``: returns (pos, frames << 1 | must_return)."""
         append = out.append
         unpack_header = _FRAME_HEADER.unpack_from
+        unpack_body_size = _U64.unpack_from
         methods = _METHODS
+        raw = self._raw
+        limit = self._limit
+        frames = 0
         while True:
-            if self._state == _SCAN:
-                pos = self._scan(buf, pos, out)
-                if self._state == _SCAN:
-                    return pos
             if n - pos < 7:
                 self._need = 8
-                return pos
+                return pos, frames << 1 | 1
             ftype, channel, size = unpack_header(buf, pos)
             if ftype not in _FRAME_TYPES:
-                if self._invalid(out, pos, channel, f"frame type {ftype} is not 1, 2, 3 or 8"):
-                    return pos
-                continue
-            if size > self._limit:
-                reason = f"frame size {size} exceeds the limit {self._limit}"
-                if self._invalid(out, pos, channel, reason):
-                    return pos
-                continue
+                reason = f"frame type {ftype} is not 1, 2, 3 or 8"
+                return self._fail(out, pos, channel, reason, frames)
+            if size > limit:
+                reason = f"frame size {size} exceeds the limit {limit}"
+                return self._fail(out, pos, channel, reason, frames)
             end = pos + 7 + size
             if end >= n:
                 self._need = end + 1 - pos
-                return pos
+                return pos, frames << 1 | 1
             if buf[end] != FRAME_END:
                 reason = f"frame-end octet is {buf[end]:#04x}, not 0xce"
-                if self._invalid(out, pos, channel, reason):
-                    return pos
-                continue
+                return self._fail(out, pos, channel, reason, frames)
             try:
                 if ftype == FRAME_BODY:
-                    append(BodyFrame(channel=channel, payload=buf[pos + 7 : end]))
+                    if raw:
+                        append((FRAME_BODY, channel, buf[pos + 7 : end]))
+                    else:
+                        append(BodyFrame(channel=channel, payload=buf[pos + 7 : end]))
                 elif ftype == FRAME_METHOD:
                     payload = buf[pos + 7 : end]
-                    index = (payload[0] << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
-                    method = methods.get(index)
+                    method = methods.get(payload[:4])
                     if method is None:
-                        reason = f"unknown method {index >> 16}.{index & 0xFFFF}"
-                        if self._invalid(out, pos, channel, reason):
-                            return pos
-                        continue
-                    append(
-                        MethodFrame(
-                            channel=channel,
-                            class_id=method[0],
-                            method_id=method[1],
-                            name=method[2],
-                            arguments=method[3](payload),
+                        cls, mid = _U16U16.unpack_from(payload, 0)
+                        reason = f"unknown method {cls}.{mid}"
+                        return self._fail(out, pos, channel, reason, frames)
+                    if raw:
+                        append((FRAME_METHOD, channel, method[2], method[3](payload)))
+                    else:
+                        append(
+                            MethodFrame(
+                                channel=channel,
+                                class_id=method[0],
+                                method_id=method[1],
+                                name=method[2],
+                                arguments=method[3](payload),
+                            )
                         )
-                    )
                 elif ftype == FRAME_HEADER:
                     payload = buf[pos + 7 : end]
-                    _cls, _weight, body_size, _flags = _HEADER_FIXED.unpack_from(payload, 0)
+                    body_size = unpack_body_size(payload, 4)[0]
                     props, headers = decode_properties(payload, 12)
-                    append(
-                        HeaderFrame(
-                            channel=channel, body_size=body_size, properties=props, headers=headers
+                    if raw:
+                        append((FRAME_HEADER, channel, body_size, props, headers))
+                    else:
+                        append(
+                            HeaderFrame(
+                                channel=channel,
+                                body_size=body_size,
+                                properties=props,
+                                headers=headers,
+                            )
                         )
-                    )
+                elif raw:
+                    append((FRAME_HEARTBEAT, channel))
                 else:
                     append(Heartbeat(channel=channel))
             except (StructError, IndexError, pika.exceptions.InvalidFieldTypeException) as exc:
                 reason = f"cannot decode frame arguments: {exc}"
-                if self._invalid(out, pos, channel, reason):
-                    return pos
-                continue
-            self.frames += 1
+                return self._fail(out, pos, channel, reason, frames)
+            frames += 1
             pos = end + 1
 
     def _start(self, buf: bytes, out: list[Event]) -> int:
@@ -594,7 +637,16 @@ class FrameDecoder:
         self._scan_from = self._offset
         return 0
 
-    def _invalid(self, out: list[Event], pos: int, channel: int, reason: str) -> bool:
+    def _fail(
+        self, out: list[Any], pos: int, channel: int, reason: str, frames: int
+    ) -> tuple[int, int]:
+        """``_decode``'s exit on a bad frame: stop here, or rescan from the next byte."""
+        if self._invalid(out, pos, channel, reason):
+            return pos, frames << 1 | 1
+        self.skipped_bytes += 1
+        return pos + 1, frames << 1
+
+    def _invalid(self, out: list[Any], pos: int, channel: int, reason: str) -> bool:
         """A frame at ``pos`` failed validation: raise, or note it and start scanning.
 
         Returns True when the caller must stop (frames already decoded in this call are
@@ -686,7 +738,7 @@ class FrameDecoder:
             self._need = 11
             return _WAIT
         class_id, method_id = _U16U16.unpack_from(buf, i + 7)
-        if (class_id << 16 | method_id) not in _METHODS:
+        if buf[i + 7 : i + 11] not in _METHODS:
             return _REJECT
         if (class_id == _CONNECTION) != (channel == 0):
             return _REJECT
@@ -721,7 +773,8 @@ class _Content:
 class _Direction:
     decoder: FrameDecoder
     content: dict[int, _Content] = field(default_factory=dict)
-    tls: bool = False
+    ignored: bool = False
+    """TLS or another protocol version: nothing more is decoded on this direction."""
     resynced: bool = False
     seen_since_resync: set[int] = field(default_factory=set)
     lost_bytes: int = 0
@@ -746,8 +799,8 @@ class AmqpConnection:
         self.connection = connection
         self.source = source
         self.max_body = max_body
-        self.client = _Direction(FrameDecoder(synced=not mid_stream, recover=True))
-        self.server = _Direction(FrameDecoder(synced=not mid_stream, recover=True))
+        self.client = _Direction(FrameDecoder(synced=not mid_stream, recover=True, raw=True))
+        self.server = _Direction(FrameDecoder(synced=not mid_stream, recover=True, raw=True))
         self.frames = 0
         self.messages = 0
         self.client_properties: Mapping[str, Any] = {}
@@ -756,6 +809,9 @@ class AmqpConnection:
         self.frame_max: int | None = None
         self.tls = False
         self._info_sent = False
+        self.notices: dict[str, int] = {}
+        """Notices emitted, by code."""
+        self.infos = 0
         self._handshake_seen = False
         self._consumers: dict[tuple[int, str], str] = {}
         self._pending_consume: dict[int, list[str]] = {}
@@ -768,27 +824,28 @@ class AmqpConnection:
     def feed(self, data: bytes, *, from_client: bool, time: float) -> list[Record]:
         """Decode bytes of one direction; return the records they complete."""
         side = self.client if from_client else self.server
-        if side.tls:
+        if side.ignored:
             return []
         records: list[Record] = []
         for event in side.decoder.feed(data):
-            cls = type(event)
-            if cls is BodyFrame:
-                self._body(side, event, time, records)  # type: ignore[arg-type]
-            elif cls is MethodFrame:
-                self._method(side, event, from_client, time, records)  # type: ignore[arg-type]
-            elif cls is HeaderFrame:
-                self._header(side, event, time, records)  # type: ignore[arg-type]
-            elif cls is Heartbeat:
-                self.frames += 1
-            else:
+            if type(event) is not tuple:
                 self._event(side, event, time, records)
+                continue
+            ftype = event[0]
+            if ftype == FRAME_BODY:
+                self._body(side, event[1], event[2], time, records)
+            elif ftype == FRAME_METHOD:
+                self._method(side, event[1], event[2], event[3], from_client, time, records)
+            elif ftype == FRAME_HEADER:
+                self._header(side, event[1], event[2], event[3], event[4], time, records)
+            else:
+                self.frames += 1
         return records
 
     def gap(self, *, from_client: bool, lost: int, time: float) -> list[Record]:
         """Bytes lost in one direction (a TCP gap): drop what was in flight and rescan."""
         side = self.client if from_client else self.server
-        if side.tls:
+        if side.ignored:
             return []
         dropped = side.decoder.resync(drop_buffered=True)
         in_flight = len(side.content)
@@ -799,10 +856,9 @@ class AmqpConnection:
         direction = "client" if from_client else "server"
         extra = f", {in_flight} message(s) in flight dropped" if in_flight else ""
         return [
-            Notice(
+            self._notice(
                 code="tcp_gap",
                 message=f"{lost} bytes lost in the {direction} stream{extra}",
-                connection=self.connection,
             )
         ]
 
@@ -812,10 +868,9 @@ class AmqpConnection:
         for side in (self.client, self.server):
             for channel in sorted(side.content):
                 records.append(
-                    Notice(
+                    self._notice(
                         code="incomplete_content",
                         message=f"message on channel {channel} cut off by the end of capture",
-                        connection=self.connection,
                     )
                 )
             side.content.clear()
@@ -825,8 +880,13 @@ class AmqpConnection:
 
     # ---------------------------------------------------------------- frames
 
+    def _notice(self, *, code: str, message: str, count: int = 1) -> Notice:
+        self.notices[code] = self.notices.get(code, 0) + 1
+        return Notice(code=code, message=message, connection=self.connection, count=count)
+
     def _info(self, time: float) -> ConnectionInfo:
         self._info_sent = True
+        self.infos += 1
         return ConnectionInfo(
             connection=self.connection,
             time=time,
@@ -840,23 +900,21 @@ class AmqpConnection:
             if not event.supported:
                 version = ".".join(str(b) for b in event.version)
                 records.append(
-                    Notice(
+                    self._notice(
                         code="amqp_version",
                         message=f"protocol header AMQP {version} is not 0-9-1, not decoded",
-                        connection=self.connection,
                     )
                 )
                 side.decoder.stop()
-                side.tls = True
+                side.ignored = True
         elif isinstance(event, TlsDetected):
-            side.tls = True
+            side.ignored = True
             if not self.tls:
                 self.tls = True
                 records.append(
-                    Notice(
+                    self._notice(
                         code="tls",
                         message="encrypted (TLS), cannot decode",
-                        connection=self.connection,
                     )
                 )
         elif isinstance(event, Desync):
@@ -865,22 +923,20 @@ class AmqpConnection:
             side.resynced = True
             side.seen_since_resync.clear()
             records.append(
-                Notice(
+                self._notice(
                     code="garbage",
                     message=f"undecodable bytes at offset {event.offset}: {event.reason}"
                     + (f", {dropped} message(s) in flight dropped" if dropped else ""),
-                    connection=self.connection,
                 )
             )
         elif isinstance(event, Resync):
             side.resynced = True
             side.seen_since_resync.clear()
             records.append(
-                Notice(
+                self._notice(
                     code="resync",
                     message=f"skipped {event.skipped} bytes to the next frame at offset "
                     f"{event.offset}",
-                    connection=self.connection,
                     count=event.skipped,
                 )
             )
@@ -888,15 +944,14 @@ class AmqpConnection:
     def _method(
         self,
         side: _Direction,
-        frame: MethodFrame,
+        channel: int,
+        name: str,
+        args: Mapping[str, Any],
         from_client: bool,
         time: float,
         records: list[Record],
     ) -> None:
         self.frames += 1
-        channel = frame.channel
-        name = frame.name
-        args = frame.arguments
         if side.resynced:
             side.seen_since_resync.add(channel)
         kind = (_CONTENT_METHODS_CLIENT if from_client else _CONTENT_METHODS_SERVER).get(name)
@@ -953,10 +1008,9 @@ class AmqpConnection:
             del self._consumers[key]
 
     def _incomplete(self, channel: int) -> Notice:
-        return Notice(
+        return self._notice(
             code="incomplete_content",
             message=f"message on channel {channel} abandoned before its body was complete",
-            connection=self.connection,
         )
 
     def _orphan(self, side: _Direction, channel: int, what: str, records: list[Record]) -> None:
@@ -964,49 +1018,54 @@ class AmqpConnection:
         if side.resynced and channel not in side.seen_since_resync:
             return
         records.append(
-            Notice(
+            self._notice(
                 code="orphan_content",
                 message=f"{what} frame on channel {channel} without a content method",
-                connection=self.connection,
             )
         )
 
     def _header(
-        self, side: _Direction, frame: HeaderFrame, time: float, records: list[Record]
+        self,
+        side: _Direction,
+        channel: int,
+        body_size: int,
+        properties: Mapping[str, Any],
+        headers: Mapping[str, Any] | None,
+        time: float,
+        records: list[Record],
     ) -> None:
         self.frames += 1
-        content = side.content.get(frame.channel)
+        content = side.content.get(channel)
         if content is None or content.body_size >= 0:
             if content is not None:
-                del side.content[frame.channel]
-            self._orphan(side, frame.channel, "content header", records)
+                del side.content[channel]
+            self._orphan(side, channel, "content header", records)
             return
-        content.body_size = frame.body_size
-        content.properties = frame.properties
-        content.headers = frame.headers
-        if frame.body_size == 0:
-            del side.content[frame.channel]
-            records.append(self._observation(frame.channel, content, b"", time))
+        content.body_size = body_size
+        content.properties = properties
+        content.headers = headers
+        if body_size == 0:
+            del side.content[channel]
+            records.append(self._observation(channel, content, b"", time))
 
-    def _body(self, side: _Direction, frame: BodyFrame, time: float, records: list[Record]) -> None:
+    def _body(
+        self, side: _Direction, channel: int, payload: bytes, time: float, records: list[Record]
+    ) -> None:
         self.frames += 1
-        channel = frame.channel
         content = side.content.get(channel)
         if content is None or content.body_size < 0:
             if content is not None:
                 del side.content[channel]
             self._orphan(side, channel, "body", records)
             return
-        payload = frame.payload
-        content.received += len(payload)
-        if content.received > content.body_size:
+        received = content.received = content.received + len(payload)
+        if received > content.body_size:
             del side.content[channel]
             records.append(
-                Notice(
+                self._notice(
                     code="body_overflow",
                     message=f"body on channel {channel} exceeds the announced "
                     f"{content.body_size} bytes; message skipped",
-                    connection=self.connection,
                 )
             )
             return
@@ -1016,7 +1075,7 @@ class AmqpConnection:
                 payload = payload[:room]
             content.parts.append(payload)
             content.kept += len(payload)
-        if content.received == content.body_size:
+        if received == content.body_size:
             del side.content[channel]
             parts = content.parts
             body = parts[0] if len(parts) == 1 else b"".join(parts)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from busdoc.sniffer.amqp import AmqpConnection
 from busdoc.sniffer.packet import ACK, decode_tcp
 from busdoc.sniffer.pcap import PacketRecord
-from busdoc.sniffer.records import Notice, Observation, Record
+from busdoc.sniffer.records import Notice, Record
 from busdoc.sniffer.tcp import (
     FlowKey,
     StreamData,
@@ -120,6 +120,9 @@ class CaptureDecoder:
         self._flows: dict[FlowKey, tuple[_Connection, bool]] = {}
         self._done_frames = 0
         self._done_skipped = 0
+        self._done_messages = 0
+        self._done_infos = 0
+        self._done_notices: dict[str, int] = {}
 
     @property
     def stats(self) -> CaptureStats:
@@ -128,6 +131,13 @@ class CaptureDecoder:
         live = [c.amqp for c in self._connections.values() if c.amqp is not None]
         s.frames = self._done_frames + sum(a.frames for a in live)
         s.skipped_bytes = self._done_skipped + sum(a.skipped_bytes for a in live)
+        s.messages = self._done_messages + sum(a.messages for a in live)
+        s.connection_infos = self._done_infos + sum(a.infos for a in live)
+        notices = dict(self._done_notices)
+        for a in live:
+            for code, count in a.notices.items():
+                notices[code] = notices.get(code, 0) + count
+        s.notices = notices
         tcp = self._reassembler.stats
         s.tcp_segments = tcp.segments
         s.gaps = tcp.gaps
@@ -138,12 +148,13 @@ class CaptureDecoder:
         """One captured packet in; the records it completes out."""
         stats = self._stats
         stats.packets += 1
-        stats.bytes += len(rec.data)
+        data = rec.data
+        stats.bytes += len(data)
         time = rec.time
         if stats.first_time is None:
             stats.first_time = time
         stats.last_time = time
-        seg = decode_tcp(rec.linktype, rec.data)
+        seg = decode_tcp(rec.linktype, data)
         if seg is None:
             return []
         events = self._reassembler.feed(seg, time)
@@ -156,17 +167,19 @@ class CaptureDecoder:
                 entry = flows.get(event.flow)
                 if entry is None:
                     entry = self._classify(event.flow, event.data, out)
-                conn, from_client = entry
-                amqp = conn.amqp
+                amqp = entry[0].amqp
                 if amqp is not None:
-                    out += amqp.feed(event.data, from_client=from_client, time=event.time)
+                    records = amqp.feed(event.data, from_client=entry[1], time=event.time)
+                    if records:
+                        if out:
+                            out += records
+                        else:
+                            out = records
             elif type(event) is StreamStart:
                 if event.syn:
                     self._note_syn(event.flow, bool(seg.flags & ACK))
             else:
                 self._control(event, out)
-        if out:
-            self._count(out)
         return out
 
     def finish(self) -> list[Record]:
@@ -182,22 +195,9 @@ class CaptureDecoder:
                 self._control(event, out)
         for pair in list(self._connections):
             self._close(pair, time, out)
-        self._count(out)
         return out
 
     # ---------------------------------------------------------------- internals
-
-    def _count(self, records: list[Record]) -> None:
-        stats = self._stats
-        notices = stats.notices
-        for r in records:
-            cls = type(r)
-            if cls is Observation:
-                stats.messages += 1
-            elif cls is Notice:
-                notices[r.code] = notices.get(r.code, 0) + 1  # type: ignore[union-attr]
-            else:
-                stats.connection_infos += 1
 
     def _connection(
         self, a: Endpoint, b: Endpoint
@@ -250,6 +250,7 @@ class CaptureDecoder:
                 else ((receiver, sender) if sender[1] in TLS_PORTS else (sender, receiver))
             )
             conn.key = connection_key(client, server)
+            self._done_notices["tls"] = self._done_notices.get("tls", 0) + 1
             out.append(
                 Notice(code="tls", message="encrypted (TLS), cannot decode", connection=conn.key)
             )
@@ -299,5 +300,10 @@ class CaptureDecoder:
             self._flows.pop(flow, None)
         if conn.amqp is not None:
             out += conn.amqp.finish(time)
-            self._done_frames += conn.amqp.frames
-            self._done_skipped += conn.amqp.skipped_bytes
+            amqp = conn.amqp
+            self._done_frames += amqp.frames
+            self._done_skipped += amqp.skipped_bytes
+            self._done_messages += amqp.messages
+            self._done_infos += amqp.infos
+            for code, count in amqp.notices.items():
+                self._done_notices[code] = self._done_notices.get(code, 0) + count

@@ -7,6 +7,9 @@ import decimal
 import pika.frame
 import pika.spec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from busdoc.sniffer.amqp import (
     PROTOCOL_HEADER,
     AmqpConnection,
@@ -20,8 +23,6 @@ from busdoc.sniffer.amqp import (
     decode_properties,
 )
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CONN = "10.0.0.5:41234->10.0.0.9:5672"
 

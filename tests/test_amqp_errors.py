@@ -7,6 +7,8 @@ import random
 import pika.frame
 import pika.spec
 import pytest
+
+from busdoc.errors import FrameError
 from busdoc.sniffer.amqp import (
     AmqpConnection,
     BodyFrame,
@@ -17,8 +19,6 @@ from busdoc.sniffer.amqp import (
     Resync,
 )
 from busdoc.sniffer.records import Notice, Observation
-
-from busdoc.errors import FrameError
 
 CONN = "[fe80::1]:41234->[fe80::2]:5672"
 
@@ -175,3 +175,16 @@ def test_method_frame_after_error_in_strict_decoder_is_not_lost() -> None:
     assert isinstance(frame, MethodFrame) and frame.arguments["delivery_tag"] == 5
     with pytest.raises(FrameError):
         decoder.feed(b"\x00" * 8)
+
+
+def test_frame_whose_arguments_do_not_decode_is_skipped_not_looped_on() -> None:
+    # A well-framed Basic.Publish whose exchange shortstr claims 200 bytes: framing
+    # validates, arguments do not. The recovering decoder must move past it.
+    bad = b"\x01\x00\x01\x00\x00\x00\x07\x00\x3c\x00\x28\x00\x00\xc8\xce"
+    good = pika.frame.Method(1, pika.spec.Basic.Ack(delivery_tag=3)).marshal()
+    decoder = FrameDecoder(recover=True)
+    events = decoder.feed(bad + good)
+    assert [type(e) for e in events] == [Desync, Resync, MethodFrame]
+    assert "cannot decode" in events[0].reason
+    assert events[-1].arguments["delivery_tag"] == 3
+    assert decoder.skipped_bytes == len(bad)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pika
 import pytest
+
 from busdoc.sniffer.capture import CaptureDecoder, connection_key
 from busdoc.sniffer.pcap import PacketRecord, open_capture
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
