@@ -21,7 +21,8 @@ What the emitted schema says, and the rule behind each keyword:
   ``ENUM_MIN_SUPPORT`` times, and the strings carry no format and are short. "Every
   value seen repeatedly" is the Good–Turing argument: with no value seen only once or
   twice, the estimated chance that the next value is a new one is near zero. Identifiers,
-  names and free text fail it, however few samples there are.
+  names and free text fail it, however few samples there are; values that look like
+  data (uuids, hex ids, numbers, addresses, host names) never make an enum.
 * ``format``: the one format every string at the path matched: ``uuid``, ``date-time``
   (RFC 3339 and the other forms OpenStack sends; the exact layouts seen go in
   ``x-busdoc-layout`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``-style patterns), ``date``,
@@ -95,6 +96,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 _URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+")
 _HOSTLIKE = re.compile(r"(?=.*\d)[A-Za-z0-9]+(?:[.\-][A-Za-z0-9]+)+")
 _DIGITS = re.compile(r"-?\d+")
+_HEXID = re.compile(r"[0-9a-fA-F]{16,}")
 
 
 def _is_ipv6(s: str) -> bool:
@@ -168,7 +170,7 @@ def is_data_key(key: str) -> bool:
 
 def versioned_prefix(d: Mapping[str, Any]) -> str | None:
     """``"nova"`` for an oslo versioned object primitive (``nova_object.name``…), else None."""
-    if len(d) > 6:
+    if not 3 <= len(d) <= 5:
         return None
     for k in d:
         if k.endswith("_object.name"):
@@ -242,21 +244,67 @@ class FieldSchema:
     # .. accumulation ..........................................................
 
     def add(self, v: Any, objects: ObjectSink | None = None) -> None:
-        """Account for one observed value at this path."""
+        """Account for one observed value at this path.
+
+        The hot path of inference: strings and numbers are handled inline (a method
+        call costs as much as the work itself), containers recurse.
+        """
         self.seen += 1
         t = type(v)
         if t is str:
-            self._add_str(v, objects)
+            self.strs += 1
+            n = len(v)
+            lo = self.str_min
+            if lo is None:
+                self.str_min = self.str_max = n
+            elif n < lo:
+                self.str_min = n
+            elif n > self.str_max:  # type: ignore[operator]
+                self.str_max = n
+            values = self.values
+            if values is not None:
+                c = values.get(v)
+                if c is not None:
+                    values[v] = c + 1
+                elif len(values) < MAX_DISTINCT_VALUES:
+                    values[v] = 1
+                else:
+                    self.values = None
+            ex = self.examples
+            if len(ex) < MAX_EXAMPLES and v not in ex:
+                ex.append(_example(v))
+            fmt = self.fmt
+            if fmt:
+                self._check_format(v, fmt)
+            elif fmt is None:
+                fmt = self.fmt = detect_format(v)
+                if fmt == "date-time":
+                    self.layouts.add(datetime_layout(v))  # type: ignore[arg-type]
+            if n > 1 and (v[0] == "{" or v[0] == "["):
+                self._add_encoded(v, objects)
         elif t is dict:
-            prefix = versioned_prefix(v) if objects is not None and len(v) <= 6 else None
+            # a primitive has name, version, data and usually namespace, changes
+            prefix = versioned_prefix(v) if objects is not None and 3 <= len(v) <= 5 else None
             if prefix is not None:
                 key = objects.add_object(prefix, v)  # type: ignore[union-attr]
                 self.refs[key] = self.refs.get(key, 0) + 1
             else:
                 self._add_obj(v, objects)
-        elif t is int:
-            self.ints += 1
-            self._add_num(v)
+        elif t is int or t is float:
+            if t is int:
+                self.ints += 1
+            else:
+                self.floats += 1
+            lo = self.num_min
+            if lo is None:
+                self.num_min = self.num_max = v
+            elif v < lo:
+                self.num_min = v
+            elif v > self.num_max:  # type: ignore[operator]
+                self.num_max = v
+            ex = self.examples
+            if len(ex) < MAX_EXAMPLES and v not in ex:
+                ex.append(v)
         elif v is None:
             self.nulls += 1
         elif t is list:
@@ -271,9 +319,6 @@ class FieldSchema:
                 items = self.items = FieldSchema()
             for x in v:
                 items.add(x, objects)
-        elif t is float:
-            self.floats += 1
-            self._add_num(v)
         elif t is bool:
             self.bools += 1
             ex = self.examples
@@ -282,58 +327,27 @@ class FieldSchema:
         elif t is Redacted:
             self._add_redacted(v)
         else:  # tuples and other sequences from non-JSON decoders (msgpack, YAML)
+            self.seen -= 1
             if isinstance(v, Mapping):
-                self.seen -= 1
                 self.add(dict(v), objects)
             elif isinstance(v, tuple | list):
-                self.seen -= 1
                 self.add(list(v), objects)
             else:
-                self.seen -= 1
                 self.add(str(v), objects)
 
-    def _add_num(self, v: float) -> None:
-        if self.num_min is None or v < self.num_min:
-            self.num_min = v
-        if self.num_max is None or v > self.num_max:
-            self.num_max = v
-        ex = self.examples
-        if len(ex) < MAX_EXAMPLES and v not in ex:
-            ex.append(v)
-
-    def _add_str(self, v: str, objects: ObjectSink | None) -> None:
-        self.strs += 1
-        n = len(v)
-        if self.str_min is None or n < self.str_min:
-            self.str_min = n
-        if self.str_max is None or n > self.str_max:
-            self.str_max = n
-        values = self.values
-        if values is not None:
-            if v in values:
-                values[v] += 1
-            elif len(values) < MAX_DISTINCT_VALUES:
-                values[v] = 1
-            else:
-                self.values = None
-        ex = self.examples
-        if len(ex) < MAX_EXAMPLES and v not in ex:
-            ex.append(_example(v))
-        fmt = self.fmt
-        if fmt is None:
-            fmt = self.fmt = detect_format(v)
-            if fmt == "date-time":
-                self.layouts.add(datetime_layout(v))  # type: ignore[arg-type]
-        elif fmt:
-            if fmt == "date-time":
-                layout = datetime_layout(v)
-                if layout is None:
-                    self.fmt = ""
-                elif layout not in self.layouts and len(self.layouts) < MAX_LAYOUTS:
-                    self.layouts.add(layout)
-            elif not _CHECKS[fmt](v):
+    def _check_format(self, v: str, fmt: str) -> None:
+        if fmt == "date-time":
+            layout = datetime_layout(v)
+            if layout is None:
                 self.fmt = ""
-        if n > 1 and (v[0] == "{" or v[0] == "[") and (v[-1] == "}" or v[-1] == "]"):
+            elif layout not in self.layouts and len(self.layouts) < MAX_LAYOUTS:
+                self.layouts.add(layout)
+        elif not _CHECKS[fmt](v):
+            self.fmt = ""
+
+    def _add_encoded(self, v: str, objects: ObjectSink | None) -> None:
+        """JSON inside a JSON string (oslo failures, nova ``network_info``)."""
+        if v[-1] == "}" or v[-1] == "]":
             try:
                 inner = orjson.loads(v)
             except orjson.JSONDecodeError:
@@ -386,7 +400,21 @@ class FieldSchema:
                 self._note_map_key(k)
                 mv.add(x, objects)
             return
-        items = list(v.items()) if len(props) + n > MAX_PROPERTIES else v.items()
+        if len(props) + n <= MAX_PROPERTIES:  # no new key can overflow the bound
+            get = props.get
+            for k, x in v.items():
+                p = get(k)
+                if p is None:
+                    p = props[k] = FieldSchema()
+                    if is_data_key(k):
+                        self.data_keys += 1
+                if x is None:
+                    p.seen += 1
+                    p.nulls += 1
+                else:
+                    p.add(x, objects)
+            return
+        items = list(v.items())
         for i, (k, x) in enumerate(items):
             p = props.get(k)
             if p is None:
@@ -590,6 +618,7 @@ class FieldSchema:
             or len(v) > ENUM_MAX_VALUES
             or (self.str_max or 0) > ENUM_MAX_LENGTH
             or min(v.values()) < ENUM_MIN_SUPPORT
+            or any(is_data_key(s) or _HEXID.fullmatch(s) for s in v)
         ):
             return None
         return sorted(v)
