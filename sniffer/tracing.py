@@ -121,13 +121,22 @@ class TracingControl:
 
     def _management_problem(self) -> str | None:
         try:
-            self._http("GET", "/whoami")
+            me = self._http("GET", "/whoami")
         except _HttpError as e:
             if e.status in (401, 403):
                 return f"the management API refuses user {self._user!r}"
             return f"management API: {e}"
         except OSError as e:
             return f"management API not reachable at {self._api} ({_reason(e)})"
+        tags = me.get("tags", []) if isinstance(me, dict) else []
+        if isinstance(tags, str):
+            tags = tags.split(",")
+        if "administrator" not in tags:
+            # Only administrators may PUT a vhost; a local rabbitmqctl may still do it.
+            return (
+                f"user {self._user!r} lacks the administrator tag the management API "
+                "needs to switch tracing"
+            )
         return None
 
     def _rabbitmqctl_problem(self) -> str | None:

@@ -162,6 +162,7 @@ def test_unreachable_management_and_remote_host_is_one_clear_error() -> None:
 
 
 @needs_management
+@pytest.mark.slow
 def test_user_without_administrator_tag_cannot_switch_through_management() -> None:
     with temp_vhost() as vhost:
         user = "busdoc-monitor-" + vhost[-8:]
@@ -174,10 +175,16 @@ def test_user_without_administrator_tag_cannot_switch_through_management() -> No
             )
             with pytest.raises(BrokerError) as caught:
                 control.enable(vhost)
+            auto_method = TracingControl(
+                url_for(vhost, user=user, password="monitorpw"), mode="auto"
+            ).method
         finally:
             rabbitmqctl("delete_user", user)
 
         message = str(caught.value)
         assert "administrator" in message and user in message
         assert "monitorpw" not in message
+        assert "--tracing=assume" in message
         assert not tracing_on(vhost)
+        # In auto mode the same user falls back to the local rabbitmqctl.
+        assert auto_method == "rabbitmqctl"
