@@ -9,8 +9,8 @@ shaped like what busdoc meets in the field, without recording a real OpenStack:
 * each connection is a full AMQP 0-9-1 session (protocol header, connection.start /
   start-ok / tune / tune-ok / open / open-ok, channel.open / open-ok, basic.consume),
   encoded with ``pika.spec`` / ``pika.frame`` so the bytes are what a real client sends;
-  some connections negotiate ``frame_max`` 4096, so a 1-2 KB body spans several body
-  frames, and some use two channels whose frames interleave;
+  some connections negotiate ``frame_max`` 4096, so the occasional 4-12 KB body spans
+  several body frames, and some use two channels whose frames interleave;
 * oslo.messaging 2.0 envelopes (``{"oslo.version": "2.0", "oslo.message": "<json>"}``)
   for RPC calls (publish, deliver, reply published on the default exchange to
   ``reply_<uuid>``, reply delivered), casts (publish, deliver) and notifications;
@@ -54,10 +54,10 @@ HEARTBEAT = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 DIGEST_MOD = 1 << 64
 
 _ETH_IPV4 = b"\x08\x00"
-_FIN, _SYN, _RST, _PSH, _ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+_FIN, _SYN, _PSH, _ACK = 0x01, 0x02, 0x08, 0x10
 
 SERVICES = [
-    # (exchange, consumer topic prefix, methods, connection_name product)
+    # (exchange, topic prefix of the consumers' routing keys, RPC methods)
     (
         "nova",
         "compute",
@@ -642,11 +642,13 @@ def generate(
         conns: list[_Connection] = []
         for i in range(max(2, connections)):
             client_ip = f"10.0.0.{10 + i}"
+            # the first client's sequence numbers wrap past 2**32 a few KB in
+            isn = (1 << 32) - 5000 if i == 0 else rng.getrandbits(32)
             port = 40000 + i * 11
             exchange, topic, _ = SERVICES[i % len(SERVICES)]
             conn = _Connection(
                 index=i,
-                client=_Direction((client_ip, port), (BROKER_IP, BROKER_PORT), rng.getrandbits(32)),
+                client=_Direction((client_ip, port), (BROKER_IP, BROKER_PORT), isn),
                 server=_Direction((BROKER_IP, BROKER_PORT), (client_ip, port), rng.getrandbits(32)),
                 frame_max=4096 if i % 3 == 1 else 131072,
                 channels=(1, 2) if i % 4 == 2 else (1,),
