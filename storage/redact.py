@@ -70,6 +70,7 @@ _URL_CREDS_B = re.compile(_URL_CREDS.pattern.encode())
 _NO_CHANGE: Any = object()
 _SCALARS = frozenset({bool, int, float})
 _WHITESPACE = frozenset(" \t\r\n")
+_JSON_HEADS = frozenset("{[ \t\r\n")
 _KEY_CACHE = 4096
 _BODY_CACHE = 1024
 _CACHEABLE = 64 << 10
@@ -126,6 +127,7 @@ class Redactor:
         joined = "|".join(f"(?:{r})" for r in self.rules) or r"(?!x)x"
         self._key = re.compile(joined, re.IGNORECASE)
         self._key_cache: dict[str, bool] = {}
+        self._dominant = 1 << 62
         # A publish and its deliveries carry the same body: redact it once.
         self._body_cache: dict[tuple[bytes, str | None], tuple[bytes, tuple[Redaction, ...]]] = {}
         literals = _precheck_literals(r.lower() for r in self.rules if _LITERAL.fullmatch(r))
@@ -175,6 +177,7 @@ class Redactor:
         encoding = obs.properties.get("content_encoding") if obs.properties else None
         body = self.redact_body(obs.body, found, content_encoding=encoding)
         headers = obs.headers
+        self._dominant = 1 << 62
         if headers:
             new = self._walk_mapping(headers, "headers", found)
             if new is not _NO_CHANGE:
@@ -230,6 +233,7 @@ class Redactor:
     # -- the walk --------------------------------------------------------------------------
 
     def _redact_plain(self, plain: bytes, found: list[Redaction]) -> bytes:
+        self._dominant = len(plain) // 2
         try:
             doc = orjson.loads(plain)
             dumps = orjson.dumps
@@ -272,7 +276,12 @@ class Redactor:
         if kind is list or kind is tuple:
             changed: list[Any] | None = None
             for i, item in enumerate(value):
-                if item is None or type(item) in _SCALARS:
+                kind = type(item)
+                if item is None or kind in _SCALARS:
+                    continue
+                if kind is str and (
+                    len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item)
+                ):
                     continue
                 new = self._walk(item, (path, i), found)
                 if new is not _NO_CHANGE:
@@ -311,6 +320,10 @@ class Redactor:
                 new: Any = REDACTED
             elif kind is int or kind is float:
                 continue
+            elif kind is str and (
+                len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item)
+            ):
+                continue  # the common case, decided without a call
             else:
                 new = self._walk(item, (path, key), found)
                 if new is _NO_CHANGE:
@@ -326,7 +339,9 @@ class Redactor:
         head = value[0]
         if head in _WHITESPACE:
             head = value.lstrip()[:1]
-        if head in ("{", "[") and self._may_hit_str(value):
+        # A string holding most of the body (oslo.message) is what made the body's
+        # pre-check hit: checking it again would only repeat that scan.
+        if head in ("{", "[") and (len(value) > self._dominant or self._may_hit_str(value)):
             try:
                 inner = orjson.loads(value)
             except orjson.JSONDecodeError:
