@@ -118,6 +118,7 @@ class CaptureDecoder:
         self._connections: dict[tuple[Endpoint, Endpoint], _Connection] = {}
         # flow (one direction) -> (connection, from_client); the hot-path lookup
         self._flows: dict[FlowKey, tuple[_Connection, bool]] = {}
+        self._early_gaps: dict[FlowKey, StreamGap] = {}
         self._done_frames = 0
         self._done_skipped = 0
         self._done_messages = 0
@@ -230,6 +231,9 @@ class CaptureDecoder:
         from_client = conn.client == sender
         entry = (conn, from_client)
         self._flows[flow] = entry
+        gap = self._early_gaps.pop(flow, None)
+        if gap is not None and conn.amqp is not None:
+            out += conn.amqp.gap(from_client=from_client, lost=gap.lost, time=gap.time)
         return entry
 
     def _decide(
@@ -281,7 +285,10 @@ class CaptureDecoder:
     def _control(self, event: StreamEvent, out: list[Record]) -> None:
         if isinstance(event, StreamGap):
             entry = self._flows.get(event.flow)
-            if entry is not None and entry[0].amqp is not None:
+            if entry is None:
+                # Lost before the first byte we saw: the direction starts mid-frame.
+                self._early_gaps[event.flow] = event
+            elif entry[0].amqp is not None:
                 out += entry[0].amqp.gap(from_client=entry[1], lost=event.lost, time=event.time)
         elif isinstance(event, StreamEnd):
             src, sport, dst, dport = event.flow
@@ -298,6 +305,7 @@ class CaptureDecoder:
         a, b = pair
         for flow in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
             self._flows.pop(flow, None)
+            self._early_gaps.pop(flow, None)
         if conn.amqp is not None:
             out += conn.amqp.finish(time)
             amqp = conn.amqp
