@@ -36,7 +36,7 @@ import datetime
 import decimal
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,7 +236,7 @@ class Redactor:
         self._dominant = len(plain) // 2
         try:
             doc = orjson.loads(plain)
-            dumps = orjson.dumps
+            dumps: Callable[[Any], bytes] = _orjson_dumps
         except orjson.JSONDecodeError:
             # Python's json writes NaN and >64-bit integers, which orjson refuses.
             try:
@@ -409,6 +409,10 @@ def _unanchor(rule: str) -> str:
     if rule.endswith("$") and not rule.endswith("\\$"):
         rule = rule[:-1]
     return rule
+
+
+def _orjson_dumps(doc: Any) -> bytes:
+    return orjson.dumps(doc)
 
 
 def _stdlib_dumps(doc: Any) -> bytes:

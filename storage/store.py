@@ -306,7 +306,9 @@ class Store:
                     started=time.time(),
                 )
             )
-            run_id = int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            run_id = int(key[0])
         return Run(id=run_id, kind=kind, name=name, content_hash=content_hash)
 
     def _delete_run(self, conn: Connection, run_id: int) -> None:
@@ -531,9 +533,7 @@ class _PendingConnection:
 @dataclass(slots=True)
 class _Batch:
     messages: list[tuple[MessageRef, tuple[Any, ...]]] = field(default_factory=list)
-    observations: list[tuple[MessageRef, MessageRef | None, tuple[Any, ...]]] = field(
-        default_factory=list
-    )
+    observations: list[tuple[MessageRef, tuple[Any, ...]]] = field(default_factory=list)
     connections: dict[str, _PendingConnection] = field(default_factory=dict)
     bytes: int = 0
 
@@ -695,11 +695,11 @@ class Writer:
                 )
             )
             batch.bytes += len(stored)
-        # Column order of _OBSERVATION_COLUMNS after message_id and connection_id.
+        # Column order of _OBSERVATION_COLUMNS after message_id and connection_id
+        # (index 3 is the connection key, resolved to its id at flush).
         batch.observations.append(
             (
                 ref,
-                self.store._conn_ids.get(obs.connection),
                 (
                     self.run.id,
                     t,
@@ -749,10 +749,12 @@ class Writer:
                     rows.append((mid, *row))
                 if rows:
                     conn.exec_driver_sql(store._insert_sql("messages"), rows)
-                obs_rows = [
-                    (ref.id, None if cref is None else cref.id, *row)
-                    for ref, cref, row in batch.observations
-                ]
+                # Resolved now, so a ConnectionInfo later in the batch still counts.
+                conn_ids = store._conn_ids
+                obs_rows = []
+                for ref, row in batch.observations:
+                    cref = conn_ids.get(row[3])
+                    obs_rows.append((ref.id, None if cref is None else cref.id, *row))
                 if obs_rows:
                     conn.exec_driver_sql(store._insert_sql("observations"), obs_rows)
                 conn.execute(

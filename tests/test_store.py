@@ -218,6 +218,17 @@ def test_message_round_trips_properties_headers_and_connection_name(store: Store
     assert store.stats()["connections"] == 1
 
 
+def test_connection_announced_after_its_first_message_still_names_it(store: Store) -> None:
+    info = ConnectionInfo(
+        connection="10.0.0.5:41234->10.0.0.9:5672",
+        time=101.0,
+        client_properties={"product": "py-amqp"},
+    )
+    write(store, [ob(), info])
+    (m,) = store.iter_messages()
+    assert m.observations[0].connection_name == "py-amqp"
+
+
 def test_body_over_the_limit_is_stored_cut_with_full_size_and_hash(store: Store) -> None:
     import hashlib
 
