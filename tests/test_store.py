@@ -473,3 +473,10 @@ def test_open_without_create_refuses_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store here"):
         open_store(str(tmp_path / "missing.db"), create=False)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "capture.pcap"
+    path.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 200)
+    with pytest.raises(StoreError, match="not a database"):
+        open_store(str(path))
