@@ -662,22 +662,22 @@ class Catalog:
                 "versioned": bool(n.payload.refs),
                 "schema": self._document(n.payload),
             })
-        for key, o in self.objects.items():
+        for def_key, o in self.objects.items():
             entries.append({
                 "kind": "object",
-                "key": f"object:{o.namespace or o.prefix}/{key}",
+                "key": f"object:{o.namespace or o.prefix}/{def_key}",
                 **o.seen.json(),
                 "namespace": o.namespace or o.prefix,
                 "prefix": o.prefix,
                 "name": o.name,
                 "version": o.version,
-                "def_key": key,
+                "def_key": def_key,
                 "schema": self._document(o.data),
             })
-        for key, x in self.others.items():
+        for other_key, x in self.others.items():
             entries.append({
                 "kind": "other",
-                "key": f"other:{key}",
+                "key": f"other:{other_key}",
                 **x.seen.json(),
                 "protocol": x.protocol,
                 "identity": dict(sorted(x.identity.items())),

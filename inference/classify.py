@@ -21,16 +21,15 @@ Python pickles (``application/x-python-serialize``) are never unpickled.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
+from busdoc.errors import InputError
 from busdoc.inference.schema import Redacted, is_data_key
+from busdoc.sniffer import body as body_codec
 from busdoc.storage.records import Redaction, StoredMessage
 
 Kind = Literal["call", "cast", "fanout", "reply", "notification", "celery", "json", "opaque"]
@@ -63,19 +62,6 @@ class Decoded:
     enveloped: bool = False
 
 
-def _decompress(body: bytes, encoding: str | None) -> bytes:
-    if not encoding or encoding in ("identity", "utf-8", "binary", "7bit", "8bit"):
-        return body
-    enc = encoding.lower()
-    if enc in ("gzip", "x-gzip"):
-        return gzip.decompress(body)
-    if enc in ("deflate", "zlib"):
-        return zlib.decompress(body)
-    if enc in ("bzip2", "bz2"):
-        return bz2.decompress(body)
-    raise ValueError(enc)
-
-
 def _looks_json(content_type: str | None, body: bytes) -> bool:
     if content_type:
         ct = content_type.lower()
@@ -88,7 +74,11 @@ def _looks_json(content_type: str | None, body: bytes) -> bool:
 
 
 def decode_body(message: StoredMessage) -> Decoded:
-    """Parse a stored body: content encoding, JSON, oslo 2.0 envelope, redaction markers."""
+    """Parse a stored body: content encoding, JSON, oslo 2.0 envelope, redaction markers.
+
+    Decompression and parsing go through ``busdoc.sniffer.body``, which bounds the output
+    of a decompression (zip bombs) and the nesting depth (the accumulators recurse).
+    """
     if message.truncated:
         return Decoded(OPAQUE, "truncated")
     props = message.properties
@@ -96,25 +86,22 @@ def decode_body(message: StoredMessage) -> Decoded:
     if content_type and content_type.lower() in _OPAQUE_TYPES:
         return Decoded(OPAQUE, "opaque")
     try:
-        raw = _decompress(message.body, props.get("content_encoding"))
-    except (OSError, ValueError, EOFError, zlib.error):
+        raw = body_codec.decode_content(message.body, props.get("content_encoding"))
+    except InputError:
         return Decoded(OPAQUE, "opaque")
     if not _looks_json(content_type, raw):
         return Decoded(OPAQUE, "opaque")
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        try:
-            value = orjson.loads(raw.decode("utf-8", "replace").encode())
-        except orjson.JSONDecodeError:
-            return Decoded(OPAQUE, "undecodable")
+        value = body_codec.parse_json(raw)
+    except InputError:
+        return Decoded(OPAQUE, "undecodable")
     enveloped = False
-    if type(value) is dict and type(value.get("oslo.message")) is str and "oslo.version" in value:
+    if type(value) is dict and body_codec.is_oslo_envelope(value):
         try:
-            value = orjson.loads(value["oslo.message"])
-            enveloped = True
-        except orjson.JSONDecodeError:
+            value = body_codec.unwrap_oslo(value)
+        except InputError:
             return Decoded(OPAQUE, "undecodable")
+        enveloped = True
     if message.redactions:
         value = apply_redactions(value, message.redactions, enveloped)
     return Decoded(value, "ok", enveloped)

@@ -52,7 +52,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
+from busdoc.sniffer.body import json_in_string
 
 ENUM_MAX_VALUES = 12
 ENUM_MIN_SUPPORT = 3
@@ -295,10 +295,10 @@ class FieldSchema:
                 self.ints += 1
             else:
                 self.floats += 1
-            lo = self.num_min
-            if lo is None:
+            low = self.num_min
+            if low is None:
                 self.num_min = self.num_max = v
-            elif v < lo:
+            elif v < low:
                 self.num_min = v
             elif v > self.num_max:  # type: ignore[operator]
                 self.num_max = v
@@ -348,11 +348,8 @@ class FieldSchema:
     def _add_encoded(self, v: str, objects: ObjectSink | None) -> None:
         """JSON inside a JSON string (oslo failures, nova ``network_info``)."""
         if v[-1] == "}" or v[-1] == "]":
-            try:
-                inner = orjson.loads(v)
-            except orjson.JSONDecodeError:
-                return
-            if type(inner) is dict or type(inner) is list:
+            inner = json_in_string(v)  # depth-limited: the accumulator recurses
+            if inner is not None:
                 if self.encoded is None:
                     self.encoded = FieldSchema()
                 self.encoded.add(inner, objects)

@@ -160,3 +160,16 @@ def test_failure_json_gives_class_module_and_message():
 def test_envelope_helper_writes_the_oslo_2_0_layout():
     outer = orjson.loads(envelope({"a": 1}))
     assert outer["oslo.version"] == "2.0" and orjson.loads(outer["oslo.message"]) == {"a": 1}
+
+
+def test_hostile_nesting_is_undecodable_not_a_crash():
+    body = b"[" * 5000 + b"]" * 5000
+    m = stored(body, exchange="x", routing_key="deep")
+    assert decode_body(m).status == "undecodable"
+
+
+def test_json_string_nested_too_deep_stays_a_plain_string():
+    from busdoc.inference.schema import infer
+
+    s = infer(["[" * 5000 + "]" * 5000]).to_json_schema()
+    assert s["type"] == "string" and "x-busdoc-encoded" not in s
