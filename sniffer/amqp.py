@@ -823,6 +823,10 @@ class AmqpConnection:
 
     def feed(self, data: bytes, *, from_client: bool, time: float) -> list[Record]:
         """Decode bytes of one direction; return the records they complete."""
+        return self.feed_direction(data, from_client, time)
+
+    def feed_direction(self, data: bytes, from_client: bool, time: float) -> list[Record]:
+        """``feed`` with positional arguments: the capture loop calls this per segment."""
         side = self.client if from_client else self.server
         if side.ignored:
             return []
@@ -1058,7 +1062,13 @@ class AmqpConnection:
                 del side.content[channel]
             self._orphan(side, channel, "body", records)
             return
-        received = content.received = content.received + len(payload)
+        size = len(payload)
+        if size == content.body_size and not content.received and size <= self.max_body:
+            # The common case: the whole body in one frame.
+            del side.content[channel]
+            records.append(self._observation(channel, content, payload, time))
+            return
+        received = content.received = content.received + size
         if received > content.body_size:
             del side.content[channel]
             records.append(

@@ -170,7 +170,7 @@ class CaptureDecoder:
                     entry = self._classify(event.flow, event.data, out)
                 amqp = entry[0].amqp
                 if amqp is not None:
-                    records = amqp.feed(event.data, from_client=entry[1], time=event.time)
+                    records = amqp.feed_direction(event.data, entry[1], event.time)
                     if records:
                         if out:
                             out += records
