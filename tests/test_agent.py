@@ -487,3 +487,13 @@ def test_bad_url_is_a_broker_error_without_the_password() -> None:
         FirehoseAgent(["amqp://guest:Secr3t@127.0.0.1:notaport/%2F"], [], Collector())
 
     assert "Secr3t" not in str(caught.value)
+
+
+def test_duration_ends_the_run_and_restores_tracing() -> None:
+    with temp_vhost() as vhost:
+        agent = FirehoseAgent([url_for(vhost)], [vhost], Collector(), duration=0.5)
+
+        final = AgentThread(agent).start().join()
+
+        assert final.total == 0 and final.connected == 0
+        assert not tracing_on(vhost)
