@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 import busdoc.inference.catalog as catalog_module
@@ -251,3 +253,16 @@ def test_state_is_small_for_a_large_stream():
 def test_unreadable_state_is_an_input_error():
     with pytest.raises(InputError):
         Catalog.loads_state(b"garbage")
+
+
+@settings(max_examples=30)  # each example infers the whole traffic twice
+@given(st.integers(0, 150), st.integers(0, 150))
+def test_resuming_from_state_at_any_cuts_gives_the_one_pass_catalog(a, b):
+    msgs = traffic()
+    cuts = sorted({min(a, len(msgs)), min(b, len(msgs))})
+    state = None
+    start = 0
+    for cut in [*cuts, len(msgs)]:
+        state = build_catalog(msgs[start:cut], state).dumps_state()
+        start = cut
+    assert Catalog.loads_state(state).to_json() == build_catalog(msgs).to_json()
