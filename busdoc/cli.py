@@ -17,7 +17,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from busdoc import __version__
+from busdoc.commands import register_all
 from busdoc.errors import BusdocError
+from busdoc.reports import FORMATS as REPORT_FORMATS
 
 app = typer.Typer(
     name="busdoc",
@@ -238,46 +240,58 @@ def export(
             out.close()
 
 
-class InferFormat(StrEnum):
-    markdown = "markdown"
-    json = "json"
+InferFormat = StrEnum("InferFormat", {name: name for name in REPORT_FORMATS})  # type: ignore[misc]
 
 
 @app.command()
 def infer(
     db: DbOption = None,
-    fmt: Annotated[InferFormat, typer.Option("--format", help="Output format.")] = (
-        InferFormat.markdown
-    ),
+    fmt: Annotated[
+        InferFormat,
+        typer.Option("--format", help="Output format."),
+    ] = InferFormat["markdown"],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write here (a directory for formats of several files)."
+        ),
     ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Forget the kept catalog and read every message.")
+    ] = False,
 ) -> None:
     """Infer the interface (RPC methods, notifications, objects) from stored messages.
 
-    Only messages not seen by an earlier run of infer are read; the catalog is kept in
-    the store.
+    Only messages not read by an earlier run of infer are read; the catalog is kept in
+    the store, and every format renders from it.
     """
-    import json
-
     from busdoc.inference.incremental import update_catalog
-    from busdoc.reports.markdown import render_markdown
+    from busdoc.reports import render_files
 
     store = _open_store(db)
     try:
-        catalog = update_catalog(store)
+        catalog = update_catalog(store, rebuild=rebuild)
     finally:
         store.close()
-    document = catalog.to_json()
-    if fmt is InferFormat.json:
-        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    else:
-        text = render_markdown(document)
-    if output:
-        output.write_text(text, encoding="utf-8")
+    files = render_files(catalog.to_json(), fmt.value)
+    if output is None:
+        if len(files) != 1:
+            _fail(f"--format {fmt.value} writes {len(files)} files: give -o DIRECTORY")
+        sys.stdout.write(next(iter(files.values())))
+        return
+    if len(files) == 1 and not output.is_dir():
+        output.write_text(next(iter(files.values())), encoding="utf-8")
         _err(f"wrote {output}")
-    else:
-        sys.stdout.write(text)
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        target = output / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    _err(f"wrote {len(files)} files under {output}")
+
+
+register_all(app, capture_app)
 
 
 def main() -> None:

@@ -304,3 +304,7 @@ def _example(node: Schema) -> str:
     if len(text) > 40:
         text = text[:37] + "..."
     return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
+
+
+def markdown_files(catalog: Mapping[str, Any]) -> dict[str, str]:
+    return {"interface.md": render_markdown(catalog)}
