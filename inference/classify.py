@@ -15,8 +15,9 @@ oslo.messaging over RabbitMQ (``oslo_messaging/_drivers/impl_rabbit.py``, ``amqp
   the request context is flattened into ``_context_<key>`` entries.
 
 Anything else is **other**: Celery task messages (``task`` header, or a protocol 1 body
-with ``task`` and ``id``), plain JSON, or an opaque body described by its content type.
-Python pickles (``application/x-python-serialize``) are never unpickled.
+with ``task`` and ``id``), plain JSON (or msgpack / YAML, read with the safe loader), or
+an opaque body described by its content type. Python pickles
+(``application/x-python-serialize``) are never unpickled.
 """
 
 from __future__ import annotations
@@ -73,6 +74,57 @@ def _looks_json(content_type: str | None, body: bytes) -> bool:
     return head in (b"{", b"[", b'"')
 
 
+_MSGPACK_TYPES = ("application/x-msgpack", "application/msgpack", "application/vnd.msgpack")
+_YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
+
+
+def _decode_other(content_type: str | None, raw: bytes) -> tuple[Any, bool] | None:
+    """msgpack and YAML bodies (kombu serializers), as JSON-like values.
+
+    None when the content type is neither (or the library is missing); ``(None, False)``
+    when the body does not parse. YAML uses the safe loader only: a YAML body must never
+    construct Python objects.
+    """
+    ct = (content_type or "").lower()
+    try:
+        if ct in _MSGPACK_TYPES:
+            import msgpack
+
+            value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+        elif ct in _YAML_TYPES:
+            import yaml
+
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            value = yaml.load(raw, Loader=loader)  # noqa: S506 - a safe loader
+        else:
+            return None
+    except ImportError:
+        return None
+    except Exception:  # noqa: BLE001 - any parser failure means "not decodable"
+        return (None, False)
+    try:
+        return (_json_like(value, 0), True)
+    except ValueError:
+        return (None, False)
+
+
+def _json_like(v: Any, depth: int) -> Any:
+    """Keys as strings, bytes and dates as strings; refuse nesting past the JSON limit."""
+    if depth > body_codec.MAX_DEPTH:
+        raise ValueError("nested too deep")
+    if isinstance(v, dict):
+        return {str(k): _json_like(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, list | tuple | set | frozenset):
+        return [_json_like(x, depth + 1) for x in v]
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
 def decode_body(message: StoredMessage) -> Decoded:
     """Parse a stored body: content encoding, JSON, oslo 2.0 envelope, redaction markers.
 
@@ -90,7 +142,10 @@ def decode_body(message: StoredMessage) -> Decoded:
     except InputError:
         return Decoded(OPAQUE, "opaque")
     if not _looks_json(content_type, raw):
-        return Decoded(OPAQUE, "opaque")
+        other = _decode_other(content_type, raw)
+        if other is None:
+            return Decoded(OPAQUE, "opaque")
+        return Decoded(other[0], "ok") if other[1] else Decoded(OPAQUE, "undecodable")
     try:
         value = body_codec.parse_json(raw)
     except InputError:

@@ -173,3 +173,20 @@ def test_json_string_nested_too_deep_stays_a_plain_string():
 
     s = infer(["[" * 5000 + "]" * 5000]).to_json_schema()
     assert s["type"] == "string" and "x-busdoc-encoded" not in s
+
+
+def test_msgpack_bodies_are_decoded_with_string_keys():
+    msgpack = pytest.importorskip("msgpack")
+    m = stored(msgpack.packb({"id": 1, 2: b"x"}), exchange="x", routing_key="mp",
+               properties={"content_type": "application/x-msgpack"})
+    assert decode_body(m).value == {"id": 1, "2": "x"}
+
+
+def test_yaml_bodies_use_the_safe_loader_only():
+    pytest.importorskip("yaml")
+    ok = stored(b"task: add\nargs: [1, 2]\nwhen: 2026-11-24\n", exchange="x",
+                routing_key="y", properties={"content_type": "application/x-yaml"})
+    assert decode_body(ok).value == {"task": "add", "args": [1, 2], "when": "2026-11-24"}
+    evil = stored(b"!!python/object/apply:os.system ['true']", exchange="x", routing_key="y",
+                  properties={"content_type": "application/x-yaml"})
+    assert decode_body(evil).status == "undecodable"
