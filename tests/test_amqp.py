@@ -21,6 +21,7 @@ from busdoc.sniffer.amqp import (
     ProtocolHeader,
     TlsDetected,
     decode_properties,
+    decode_table,
 )
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
 
@@ -468,3 +469,68 @@ def test_finish_reports_content_cut_by_end_of_capture() -> None:
     conn.feed(publish(1, b"abcdef")[:-10], from_client=True, time=1)
     (notice,) = conn.finish(2.0)
     assert notice.code == "incomplete_content"
+
+
+def test_headers_keep_floats_and_plain_ints_where_pika_truncates() -> None:
+    import struct
+
+    # py-amqp (oslo.messaging's client) writes floats as "d"; pika cannot encode them.
+    table = b"\x05ratiod" + struct.pack(">d", 2.5) + b"\x03bigl" + struct.pack(">q", 2**40)
+    payload = struct.pack(">HHQH", 60, 0, 0, 0x2000) + struct.pack(">I", len(table)) + table
+    wire = b"\x02\x00\x01" + struct.pack(">I", len(payload)) + payload + b"\xce"
+    (frame,) = FrameDecoder().feed(wire)
+    assert frame.headers == {"ratio": 2.5, "big": 2**40}
+    assert type(frame.headers["big"]) is int  # not pika's ``long`` marker subclass
+    _, ref = pika.frame.decode_frame(wire)
+    assert ref.properties.headers["ratio"] == 2  # the pika behaviour this decoder avoids
+
+
+def test_field_table_with_every_type_letter() -> None:
+    import datetime
+    import struct
+
+    def field(name: bytes, kind: bytes, value: bytes) -> bytes:
+        return bytes([len(name)]) + name + kind + value
+
+    fields = b"".join(
+        [
+            field(b"t", b"t", b"\x01"),
+            field(b"b", b"b", b"\xff"),
+            field(b"B", b"B", b"\xff"),
+            field(b"s", b"s", struct.pack(">h", -2)),
+            field(b"u", b"u", struct.pack(">H", 65535)),
+            field(b"I", b"I", struct.pack(">i", -3)),
+            field(b"i", b"i", struct.pack(">I", 2**32 - 1)),
+            field(b"l", b"l", struct.pack(">q", -(2**40))),
+            field(b"f", b"f", struct.pack(">f", 0.5)),
+            field(b"d", b"d", struct.pack(">d", 0.1)),
+            field(b"D", b"D", b"\x02" + struct.pack(">i", -314)),
+            field(b"S", b"S", struct.pack(">I", 2) + "é".encode()),
+            field(b"x", b"x", struct.pack(">I", 2) + b"\x00\xff"),
+            field(b"T", b"T", struct.pack(">Q", 1700000000)),
+            field(b"V", b"V", b""),
+            field(b"A", b"A", struct.pack(">I", 6) + b"t\x00" + b"b\x05" + b"V" + b"V"),
+            field(b"F", b"F", struct.pack(">I", 3) + field(b"k", b"V", b"")),
+        ]
+    )
+    table, end = decode_table(struct.pack(">I", len(fields)) + fields, 0)
+    assert end == len(fields) + 4
+    assert table == {
+        "t": True,
+        "b": -1,
+        "B": 255,
+        "s": -2,
+        "u": 65535,
+        "I": -3,
+        "i": 2**32 - 1,
+        "l": -(2**40),
+        "f": 0.5,
+        "d": 0.1,
+        "D": decimal.Decimal("-3.14"),
+        "S": "é",
+        "x": b"\x00\xff",
+        "T": datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=datetime.UTC),
+        "V": None,
+        "A": [False, 5, None, None],
+        "F": {"k": None},
+    }

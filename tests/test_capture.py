@@ -435,3 +435,76 @@ def test_gap_before_the_first_captured_byte_resynchronises_instead_of_garbage() 
     records, _ = run_packets(packets)
     assert [r.body for r in records if isinstance(r, Observation)] == [b"after"]
     assert [r.code for r in records if isinstance(r, Notice)] == ["tcp_gap"]
+
+
+# --------------------------------------------------------------------------- committed fixtures
+
+CAPTURES = Path(__file__).parent / "captures"
+
+
+def sidecar_value(value: object) -> object:
+    """The sidecar's JSON spelling of AMQP field values, back to what pika decodes."""
+    import base64
+    import datetime
+    import decimal
+
+    if isinstance(value, dict):
+        if set(value) == {"$decimal"}:
+            return decimal.Decimal(value["$decimal"])
+        if set(value) == {"$timestamp"}:
+            return datetime.datetime.fromtimestamp(value["$timestamp"], datetime.UTC)
+        if set(value) == {"$bytes"}:
+            return base64.b64decode(value["$bytes"])
+        return {k: sidecar_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sidecar_value(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", ["pika_basic.pcap", "pika_split.pcapng"])
+def test_committed_fixture_decodes_to_its_sidecar(name: str) -> None:
+    import base64
+    import hashlib
+    import json
+
+    path = CAPTURES / name
+    sidecar_path = path.with_suffix(".json")
+    if not path.exists() or not sidecar_path.exists():
+        pytest.skip(f"{name} not recorded")
+    sidecar = json.loads(sidecar_path.read_text())
+    records, decoder = decode([path])
+    obs = [r for r in records if isinstance(r, Observation)]
+    assert [r for r in records if isinstance(r, Notice)] == []
+    counts = {k: sum(o.kind == k for o in obs) for k in sidecar["counts"]}
+    assert counts == sidecar["counts"]
+    infos = {r.connection: r for r in records if isinstance(r, ConnectionInfo)}
+    for conn in sidecar["connections"]:
+        info = infos[conn["connection"]]
+        assert (info.user, info.vhost) == (conn["user"], conn["vhost"])
+        assert info.client_properties["connection_name"] == conn["connection_name"]
+    unmatched = list(obs)
+    for msg in sidecar["messages"]:
+        body = base64.b64decode(msg["body_b64"]) if "body_b64" in msg else None
+        for seen in msg["observations"]:
+            candidates = [
+                o
+                for o in unmatched
+                if (o.connection, o.channel, o.kind)
+                == (seen["connection"], seen["channel"], seen["kind"])
+                and o.delivery_tag == seen.get("delivery_tag")
+                and o.routing_key == msg["routing_key"]
+                and hashlib.sha256(o.body).hexdigest() == msg["body_sha256"]
+            ]
+            assert candidates, (msg["id"], seen)
+            o = candidates[0]
+            unmatched.remove(o)
+            assert (o.exchange, o.vhost) == (msg["exchange"], msg["vhost"])
+            assert len(o.body) == o.body_size == msg["body_length"]
+            if body is not None:
+                assert o.body == body
+            assert dict(o.properties) == msg["properties"]
+            assert o.headers == sidecar_value(msg["headers"])
+            for key in ("queue", "consumer_tag", "redelivered", "reply_code", "reply_text"):
+                if key in seen:
+                    assert getattr(o, key) == seen[key], key
+    assert unmatched == []
