@@ -226,7 +226,9 @@ class Redactor:
         found.extend(local)
         if cacheable:
             if len(self._body_cache) >= _BODY_CACHE:
-                self._body_cache.clear()
+                # Oldest first (dicts keep insertion order): a delivery follows its
+                # publish closely, so recent bodies are the ones worth keeping.
+                del self._body_cache[next(iter(self._body_cache))]
             self._body_cache[(body, content_encoding)] = (result, tuple(local))
         return result
 
@@ -412,7 +414,9 @@ def _unanchor(rule: str) -> str:
 
 
 def _orjson_dumps(doc: Any) -> bytes:
-    return orjson.dumps(doc)
+    raw = orjson.dumps(doc)
+    # orjson keeps a 4 KiB buffer behind short results; redacted bodies wait in batches.
+    return bytes(memoryview(raw)) if len(raw) < 4096 else raw
 
 
 def _stdlib_dumps(doc: Any) -> bytes:

@@ -47,7 +47,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from busdoc.errors import StoreError
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
 from busdoc.storage import schema
-from busdoc.storage.codec import decode_table, encode_table
+from busdoc.storage.codec import compact, decode_table, encode_table
 from busdoc.storage.identity import Matcher, MessageRef
 from busdoc.storage.records import Redaction, StoredMessage, StoredObservation
 from busdoc.storage.redact import Redactor
@@ -639,7 +639,14 @@ class Writer:
         sha = hashlib.sha256(body).hexdigest()
         props = encode_table(parts.properties) or b"{}"
         headers = encode_table(parts.headers) if parts.headers is not None else None
-        key = (obs.exchange, obs.routing_key, props, headers, sha)
+        # The identity key as a 16-byte digest: the matcher holds up to match_limit of them.
+        key = (
+            obs.exchange,
+            obs.routing_key,
+            hashlib.blake2b(
+                b"%s\0%s\0%s" % (props, headers or b"-", sha.encode()), digest_size=16
+            ).digest(),
+        )
         matcher = self.store._matcher
         kind = obs.kind
         ref: MessageRef | None = None
@@ -671,8 +678,8 @@ class Writer:
             redactions = None
             if parts.redactions:
                 self.redacted += 1
-                redactions = orjson.dumps(
-                    [(r.path, r.json_type, r.length) for r in parts.redactions]
+                redactions = compact(
+                    orjson.dumps([(r.path, r.json_type, r.length) for r in parts.redactions])
                 )
             # Column order of _MESSAGE_COLUMNS after the id.
             batch.messages.append(
