@@ -449,10 +449,7 @@ def test_signal_flushes_restores_tracing_and_exits_zero(signum: int, tmp_path) -
         assert not tracing_on(vhost)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("BUSDOC_BROKER_RESTART"),
-    reason="restarts the shared broker; set BUSDOC_BROKER_RESTART=1 to run",
-)
+@pytest.mark.broker_restart
 def test_agent_survives_broker_restart_and_reenables_tracing() -> None:
     with temp_vhost() as vhost:
         sink = Collector()
