@@ -663,8 +663,9 @@ class FrameDecoder:
                         cls, mid = _U16U16.unpack_from(payload, 0)
                         reason = f"unknown method {cls}.{mid}"
                         return self._fail(out, pos, channel, reason, frames)
+                    arguments = method[3](payload)
                     if raw:
-                        append((FRAME_METHOD, channel, method[2], method[3](payload)))
+                        append((FRAME_METHOD, channel, method[2], arguments))
                     else:
                         append(
                             MethodFrame(
@@ -672,9 +673,13 @@ class FrameDecoder:
                                 class_id=method[0],
                                 method_id=method[1],
                                 name=method[2],
-                                arguments=method[3](payload),
+                                arguments=arguments,
                             )
                         )
+                    if channel == 0 and method[2] == "Connection.TuneOk":
+                        # The next frame in this very buffer is already bound by it.
+                        self.frame_max = arguments["frame_max"]
+                        limit = self._limit
                 elif ftype == FRAME_HEADER:
                     payload = buf[pos + 7 : end]
                     body_size = unpack_body_size(payload, 4)[0]

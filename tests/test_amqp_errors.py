@@ -188,3 +188,17 @@ def test_frame_whose_arguments_do_not_decode_is_skipped_not_looped_on() -> None:
     assert "cannot decode" in events[0].reason
     assert events[-1].arguments["delivery_tag"] == 3
     assert decoder.skipped_bytes == len(bad)
+
+
+def test_frame_over_the_negotiated_frame_max_is_garbage_after_tune_ok() -> None:
+    tune_ok = pika.frame.Method(
+        0, pika.spec.Connection.TuneOk(channel_max=10, frame_max=4096, heartbeat=0)
+    ).marshal()
+    too_big = publish(1, b"q" * 6000, frame_max=8192)  # one 6000-byte body frame
+    fits = publish(1, b"ok", frame_max=4096)
+    conn = AmqpConnection(CONN)
+    records = conn.feed(tune_ok + too_big + fits, from_client=True, time=0)
+    assert conn.frame_max == 4096
+    assert [r.body for r in records if isinstance(r, Observation)] == [b"ok"]
+    codes = [r.code for r in records if isinstance(r, Notice)]
+    assert codes[0] == "garbage" and "exceeds the limit" in records[0].message
