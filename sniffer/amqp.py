@@ -416,7 +416,7 @@ def _sasl_user(mechanism: object, response: bytes) -> str | None:
             if isinstance(login, bytes):
                 login = login.decode("utf-8", "replace")
             return login if isinstance(login, str) else None
-    except (StructError, IndexError, ValueError, pika.exceptions.InvalidFieldTypeException):
+    except _MALFORMED:
         return None
     return None
 
@@ -483,6 +483,17 @@ _METHODS: dict[bytes, tuple[int, int, str, Callable[[bytes], dict[str, Any]]]] =
 
 
 # --------------------------------------------------------------------------- frame decoder
+
+_MALFORMED = (
+    StructError,
+    IndexError,
+    KeyError,
+    ValueError,  # UnicodeDecodeError, datetime out of range
+    ArithmeticError,  # OverflowError, decimal errors
+    OSError,  # fromtimestamp on some platforms
+    pika.exceptions.InvalidFieldTypeException,
+)
+"""What decoding the arguments of a well-framed but malformed frame can raise."""
 
 _START, _SYNC, _SCAN, _DEAD = range(4)
 _WAIT = -1
@@ -699,7 +710,7 @@ class FrameDecoder:
                     append((FRAME_HEARTBEAT, channel))
                 else:
                     append(Heartbeat(channel=channel))
-            except (StructError, IndexError, pika.exceptions.InvalidFieldTypeException) as exc:
+            except _MALFORMED as exc:
                 reason = f"cannot decode frame arguments: {exc}"
                 return self._fail(out, pos, channel, reason, frames)
             frames += 1

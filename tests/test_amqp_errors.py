@@ -202,3 +202,25 @@ def test_frame_over_the_negotiated_frame_max_is_garbage_after_tune_ok() -> None:
     assert [r.body for r in records if isinstance(r, Observation)] == [b"ok"]
     codes = [r.code for r in records if isinstance(r, Notice)]
     assert codes[0] == "garbage" and "exceeds the limit" in records[0].message
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_corrupted_stream_never_raises_from_a_recovering_connection(seed: int) -> None:
+    import struct
+
+    rnd = random.Random(seed)
+    table = b"\x01Td" + struct.pack(">d", 1.5) + b"\x01tT" + struct.pack(">Q", 1700000000)
+    header_payload = struct.pack(">HHQH", 60, 0, 5, 0x2000) + struct.pack(">I", len(table)) + table
+    header = b"\x02\x00\x01" + struct.pack(">I", len(header_payload)) + header_payload + b"\xce"
+    method = pika.frame.Method(1, pika.spec.Basic.Publish(exchange="e", routing_key="k")).marshal()
+    one = method + header + pika.frame.Body(1, b"hello").marshal()
+    stream = bytearray(one * 30)
+    for _ in range(rnd.randrange(1, 30)):
+        stream[rnd.randrange(len(stream))] = rnd.randrange(256)
+    conn = AmqpConnection(CONN)
+    records = []
+    for i in range(0, len(stream), 97):
+        records += conn.feed(bytes(stream[i : i + 97]), from_client=True, time=0)
+    observed = [r for r in records if isinstance(r, Observation)]
+    assert all(o.body_size == len(o.body) for o in observed)
+    assert {o.body for o in observed} <= {bytes(stream[j : j + 5]) for j in range(len(stream))}
