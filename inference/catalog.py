@@ -369,8 +369,13 @@ class Catalog:
         """Fold one stored message into the catalog."""
         self.stats["messages"] += 1
         decoded = decode_body(message)
-        if decoded.status == "truncated" or decoded.status == "undecodable":
-            self.stats[decoded.status] += 1
+        if decoded.status == "truncated":
+            # a cut body cannot be classified reliably (an oslo call would pass for an
+            # opaque blob): count it and leave the entries to complete messages
+            self.stats["truncated"] += 1
+            return
+        if decoded.status == "undecodable":
+            self.stats["undecodable"] += 1
         c = classify(message, decoded)
         self._current = message
         try:

@@ -266,3 +266,9 @@ def test_resuming_from_state_at_any_cuts_gives_the_one_pass_catalog(a, b):
         state = build_catalog(msgs[start:cut], state).dumps_state()
         start = cut
     assert Catalog.loads_state(state).to_json() == build_catalog(msgs).to_json()
+
+
+def test_truncated_bodies_are_counted_but_describe_nothing():
+    m, _ = call("ping", {}, truncated=True)
+    cat = build_catalog([m]).to_json()
+    assert cat["entries"] == [] and cat["stats"]["truncated"] == 1
