@@ -1074,7 +1074,12 @@ class AmqpConnection:
         if name == "Basic.Ack" or name == "Basic.Nack":
             return
         if name == "Basic.Consume":
-            self._pending_consume.setdefault(channel, []).append(args["queue"])
+            # A tag the client chose is known at once (and is all we get with no-wait);
+            # otherwise Consume-Ok brings the one the server made up.
+            if args["consumer_tag"]:
+                self._consumers[(channel, args["consumer_tag"])] = args["queue"]
+            if not args["nowait"]:
+                self._pending_consume.setdefault(channel, []).append(args["queue"])
         elif name == "Basic.ConsumeOk":
             pending = self._pending_consume.get(channel)
             if pending:

@@ -534,3 +534,12 @@ def test_field_table_with_every_type_letter() -> None:
         "A": [False, 5, None, None],
         "F": {"k": None},
     }
+
+
+def test_no_wait_consume_with_client_tag_still_names_the_queue() -> None:
+    client = method(1, pika.spec.Basic.Consume(queue="events", consumer_tag="mine", nowait=True))
+    server = deliver(1, b"e1", tag="mine")
+    conn = AmqpConnection(CONN)
+    records = run(conn, [(True, client), (False, server)])
+    (obs,) = records
+    assert (obs.queue, obs.consumer_tag, obs.body) == ("events", "mine", b"e1")
