@@ -190,3 +190,21 @@ def close_connections_named(vhost: str, name: str) -> int:
             rabbitmqctl("close_connection", pid, "closed by the test")
             closed += 1
     return closed
+
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
+
+
+@contextmanager
+def temp_postgres_db() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL, dropped after; yields its URL."""
+    import psycopg
+
+    name = f"busdoc_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
