@@ -340,12 +340,18 @@ _PLANS: dict[int, tuple[tuple[str, int], ...]] = {}
 
 
 def _decode_publish(p: bytes) -> dict[str, Any]:
-    off = 6  # class, method, ticket
-    exchange, off = _shortstr(p, off)
-    routing_key, off = _shortstr(p, off)
-    bits = p[off]
+    """Basic.Publish: ticket, exchange, routing-key, mandatory/immediate bits (§1.8.3.7)."""
+    e = 7 + p[6]
+    r = e + 1 + p[e]
+    bits = p[r]  # IndexError when the strings run past the frame
+    try:
+        exchange: str | bytes = p[7:e].decode()
+        routing_key: str | bytes = p[e + 1 : r].decode()
+    except UnicodeDecodeError:
+        exchange, off = _shortstr(p, 6)
+        routing_key, off = _shortstr(p, off)
     return {
-        "ticket": _U16.unpack_from(p, 4)[0],
+        "ticket": (p[4] << 8) | p[5],
         "exchange": exchange,
         "routing_key": routing_key,
         "mandatory": bool(bits & 1),
@@ -354,15 +360,25 @@ def _decode_publish(p: bytes) -> dict[str, Any]:
 
 
 def _decode_deliver(p: bytes) -> dict[str, Any]:
-    consumer_tag, off = _shortstr(p, 4)
-    delivery_tag = _U64.unpack_from(p, off)[0]
-    redelivered = bool(p[off + 8] & 1)
-    exchange, off = _shortstr(p, off + 9)
-    routing_key, off = _shortstr(p, off)
+    """Basic.Deliver: consumer-tag, delivery-tag, redelivered, exchange, routing-key."""
+    t = 5 + p[4]
+    delivery_tag = _U64.unpack_from(p, t)[0]
+    e = t + 10 + p[t + 9]
+    r = e + 1 + p[e]
+    if r > len(p):
+        raise StructError("short string runs past the frame")
+    try:
+        consumer_tag: str | bytes = p[5:t].decode()
+        exchange: str | bytes = p[t + 10 : e].decode()
+        routing_key: str | bytes = p[e + 1 : r].decode()
+    except UnicodeDecodeError:
+        consumer_tag, _ = _shortstr(p, 4)
+        exchange, off = _shortstr(p, t + 9)
+        routing_key, off = _shortstr(p, off)
     return {
         "consumer_tag": consumer_tag,
         "delivery_tag": delivery_tag,
-        "redelivered": redelivered,
+        "redelivered": bool(p[t + 8] & 1),
         "exchange": exchange,
         "routing_key": routing_key,
     }

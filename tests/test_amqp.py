@@ -543,3 +543,29 @@ def test_no_wait_consume_with_client_tag_still_names_the_queue() -> None:
     records = run(conn, [(True, client), (False, server)])
     (obs,) = records
     assert (obs.queue, obs.consumer_tag, obs.body) == ("events", "mine", b"e1")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    exchange=shortstr,
+    routing_key=shortstr,
+    tag=shortstr,
+    delivery_tag=st.integers(0, 2**64 - 1),
+    flag=st.booleans(),
+)
+def test_hand_publish_and_deliver_decoders_match_pika(
+    exchange, routing_key, tag, delivery_tag, flag
+) -> None:
+    for m in (
+        pika.spec.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=flag),
+        pika.spec.Basic.Deliver(
+            consumer_tag=tag,
+            delivery_tag=delivery_tag,
+            redelivered=flag,
+            exchange=exchange,
+            routing_key=routing_key,
+        ),
+    ):
+        (frame,) = FrameDecoder().feed(method(7, m))
+        expected = vars(type(m)().decode(b"".join(m.encode())))
+        assert dict(frame.arguments) == {k: v for k, v in expected.items() if k in frame.arguments}
