@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(slots=True, eq=False)
@@ -38,19 +38,38 @@ class MessageRef:
     id: int | None = None
 
 
-@dataclass(slots=True)
 class _KeyState:
-    entries: deque[MessageRef] = field(default_factory=deque)
-    base: int = 0
-    """Sequence number of ``entries[0]`` (entries forgotten from the front so far)."""
-    cursors: dict[Hashable, int] = field(default_factory=dict)
-    """Per queue: sequence number of the earliest message it has not taken."""
+    """The remembered messages of one key; most keys hold exactly one."""
+
+    __slots__ = ("entries", "head", "base", "cursors")
+
+    def __init__(self) -> None:
+        self.entries: list[MessageRef] = []
+        self.head = 0
+        """Index in ``entries`` of the oldest message still remembered."""
+        self.base = 0
+        """Sequence number of ``entries[head]`` (messages forgotten so far)."""
+        self.cursors: dict[Hashable, int] | None = None
+        """Per queue: sequence number of the earliest message it has not taken."""
+
+    def live(self) -> int:
+        return len(self.entries) - self.head
+
+    def at(self, seq: int) -> MessageRef:
+        return self.entries[self.head + seq - self.base]
+
+    def drop_oldest(self) -> None:
+        self.head += 1
+        self.base += 1
+        if self.head > 32 and self.head * 2 > len(self.entries):
+            del self.entries[: self.head]
+            self.head = 0
 
 
 class Matcher:
     """Pairs deliveries and returns with the publishes they came from."""
 
-    def __init__(self, limit: int = 100_000) -> None:
+    def __init__(self, limit: int = 50_000) -> None:
         self.limit = limit
         self._keys: dict[Hashable, _KeyState] = {}
         self._order: deque[Hashable] = deque()
@@ -72,10 +91,9 @@ class Matcher:
     def _forget_oldest(self) -> None:
         key = self._order.popleft()
         st = self._keys[key]
-        st.entries.popleft()
-        st.base += 1
+        st.drop_oldest()
         self.forgotten += 1
-        if not st.entries:
+        if not st.live():
             del self._keys[key]
 
     def publish(self, key: Hashable, ref: MessageRef) -> None:
@@ -89,16 +107,21 @@ class Matcher:
         st = self._keys.get(key)
         if st is None:
             return None
-        cursor = max(st.cursors.get(queue, st.base), st.base)
+        cursors = st.cursors
+        if cursors is None:
+            cursors = st.cursors = {}
+        cursor = max(cursors.get(queue, st.base), st.base)
         if redelivered and cursor > st.base:
-            return st.entries[cursor - 1 - st.base]
-        if cursor - st.base < len(st.entries):
-            st.cursors[queue] = cursor + 1
-            return st.entries[cursor - st.base]
+            return st.at(cursor - 1)
+        if cursor - st.base < st.live():
+            cursors[queue] = cursor + 1
+            return st.at(cursor)
         return None
 
     def orphan(self, key: Hashable, queue: Hashable, ref: MessageRef) -> None:
         """A delivery with no publish seen: its own message, already taken by ``queue``."""
         st = self._append(key, ref)
-        if key in self._keys:
-            st.cursors[queue] = st.base + len(st.entries)
+        if self._keys.get(key) is st:
+            if st.cursors is None:
+                st.cursors = {}
+            st.cursors[queue] = st.base + st.live()
