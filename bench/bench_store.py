@@ -90,12 +90,22 @@ def run(target: str, observations: list[Observation]) -> tuple[float, float]:
     return len(observations) / elapsed, len(observations) / cpu
 
 
+def calibrate() -> float:
+    """CPU seconds of a fixed pure-Python loop: how fast this machine is right now."""
+    started = time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return time.process_time() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("n", type=int, nargs="?", default=50_000, help="messages")
     parser.add_argument("--db", help="also run against this URL (e.g. postgresql://...)")
     args = parser.parse_args()
     observations = make_observations(args.n)
+    print(f"calibration: 5M-step Python loop {calibrate():.2f} CPU s")
     with tempfile.TemporaryDirectory() as tmp:
         wall, cpu = run(os.path.join(tmp, "bench.db"), observations)
         print(
@@ -105,6 +115,7 @@ def main() -> None:
     if args.db:
         wall, cpu = run(args.db, observations)
         print(f"{args.db.split(':')[0]}: {wall:,.0f} observations/s wall, {cpu:,.0f}/s of our CPU")
+    print(f"calibration: 5M-step Python loop {calibrate():.2f} CPU s")
 
 
 if __name__ == "__main__":
