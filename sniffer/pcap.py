@@ -137,7 +137,9 @@ class CaptureReader:
     # -- input ---------------------------------------------------------------------------
 
     def _raw_chunks(self) -> Iterator[bytes]:
-        read = self._stream.read
+        # read1 returns what a pipe has instead of waiting for a full chunk, so records of
+        # a live `tcpdump -w -` come out as they are written.
+        read = getattr(self._stream, "read1", None) or self._stream.read
         while True:
             try:
                 chunk = read(CHUNK_SIZE)
