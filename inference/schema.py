@@ -64,6 +64,8 @@ MAP_MIN_KEYS = 8
 MAP_MAX_MEAN_PRESENCE = 0.25
 MAX_LAYOUTS = 8
 EXAMPLE_MAX_CHARS = 120
+MAX_ENCODED_NESTING = 2
+_encoded_nesting = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,14 +348,25 @@ class FieldSchema:
             self.fmt = ""
 
     def _add_encoded(self, v: str, objects: ObjectSink | None) -> None:
-        """JSON inside a JSON string (oslo failures, nova ``network_info``)."""
-        if v[-1] == "}" or v[-1] == "]":
-            inner = json_in_string(v)  # depth-limited: the accumulator recurses
-            if inner is not None:
-                if self.encoded is None:
-                    self.encoded = FieldSchema()
-                self.encoded.add(inner, objects)
-                self.enc_count += 1
+        """JSON inside a JSON string (oslo failures, nova ``network_info``).
+
+        Expanded at most ``MAX_ENCODED_NESTING`` strings deep: each level may nest
+        ``MAX_DEPTH`` containers again, and the accumulator recurses.
+        """
+        global _encoded_nesting
+        if _encoded_nesting >= MAX_ENCODED_NESTING or not (v[-1] == "}" or v[-1] == "]"):
+            return
+        inner = json_in_string(v)  # depth-limited
+        if inner is None:
+            return
+        if self.encoded is None:
+            self.encoded = FieldSchema()
+        _encoded_nesting += 1
+        try:
+            self.encoded.add(inner, objects)
+        finally:
+            _encoded_nesting -= 1
+        self.enc_count += 1
 
     def _add_redacted(self, v: Redacted) -> None:
         self.redacted += 1
