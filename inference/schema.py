@@ -42,6 +42,8 @@ What the emitted schema says, and the rule behind each keyword:
   by ``$ref: "#/$defs/Name@version"``.
 * Values redacted before storage (``Redacted``) count as their original type and
   length and are marked ``x-busdoc-redacted``; they never become examples.
+* Objects and arrays nested deeper than ``MAX_TRACKED_DEPTH`` are counted by type but
+  not looked into (``x-busdoc-too-deep``), which bounds recursion, state and output.
 """
 
 from __future__ import annotations
@@ -64,7 +66,10 @@ MAP_MIN_KEYS = 8
 MAP_MAX_MEAN_PRESENCE = 0.25
 MAX_LAYOUTS = 8
 EXAMPLE_MAX_CHARS = 120
-MAX_ENCODED_NESTING = 2
+MAX_TRACKED_DEPTH = 32
+"""Containers nested deeper are counted, not described: keeps recursion, the catalog
+and the state well inside every JSON encoder's nesting limit (orjson: 255)."""
+MAX_ENCODED_NESTING = 1
 _encoded_nesting = 0
 
 
@@ -205,10 +210,14 @@ class FieldSchema:
         "seen", "nulls", "bools", "ints", "floats", "strs", "objs", "arrs", "redacted",
         "num_min", "num_max", "str_min", "str_max", "values", "examples", "fmt", "layouts",
         "encoded", "enc_count", "props", "data_keys", "map_values", "map_keys", "map_key_examples",
-        "obj_min", "obj_max", "items", "arr_min", "arr_max", "refs",
+        "obj_min", "obj_max", "items", "arr_min", "arr_max", "refs", "depth", "deep",
     )  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 0) -> None:
+        self.depth = depth
+        """Containers above this node; past ``MAX_TRACKED_DEPTH`` nothing is descended into."""
+        self.deep = 0
+        """Objects and arrays seen here but not looked into (too deep)."""
         self.seen = 0
         self.nulls = 0
         self.bools = 0
@@ -284,6 +293,12 @@ class FieldSchema:
                     self.layouts.add(datetime_layout(v))  # type: ignore[arg-type]
             if n > 1 and (v[0] == "{" or v[0] == "["):
                 self._add_encoded(v, objects)
+        elif (t is dict or t is list) and self.depth >= MAX_TRACKED_DEPTH:
+            self.deep += 1
+            if t is dict:
+                self.objs += 1
+            else:
+                self.arrs += 1
         elif t is dict:
             # a primitive has name, version, data and usually namespace, changes
             prefix = versioned_prefix(v) if objects is not None and 3 <= len(v) <= 5 else None
@@ -318,7 +333,7 @@ class FieldSchema:
                 self.arr_max = n
             items = self.items
             if items is None:
-                items = self.items = FieldSchema()
+                items = self.items = FieldSchema(self.depth + 1)
             for x in v:
                 items.add(x, objects)
         elif t is bool:
@@ -360,7 +375,7 @@ class FieldSchema:
         if inner is None:
             return
         if self.encoded is None:
-            self.encoded = FieldSchema()
+            self.encoded = FieldSchema(self.depth + 1)
         _encoded_nesting += 1
         try:
             self.encoded.add(inner, objects)
@@ -391,7 +406,7 @@ class FieldSchema:
         elif jt == "array":
             self.arrs += 1
             if self.items is None:
-                self.items = FieldSchema()
+                self.items = FieldSchema(self.depth + 1)
         else:
             self.objs += 1
 
@@ -415,7 +430,7 @@ class FieldSchema:
             for k, x in v.items():
                 p = get(k)
                 if p is None:
-                    p = props[k] = FieldSchema()
+                    p = props[k] = FieldSchema(self.depth + 1)
                     if is_data_key(k):
                         self.data_keys += 1
                 if x is None:
@@ -438,7 +453,7 @@ class FieldSchema:
                         self._note_map_key(k2)
                         mv.add(x2, objects)
                     return
-                p = props[k] = FieldSchema()
+                p = props[k] = FieldSchema(self.depth + 1)
                 if is_data_key(k):
                     self.data_keys += 1
             p.add(x, objects)
@@ -452,7 +467,7 @@ class FieldSchema:
     def _to_map(self) -> None:
         """Fold every record property into one value schema (keys are data)."""
         props = self.props or {}
-        mv = FieldSchema()
+        mv = FieldSchema(self.depth + 1)
         for k, p in props.items():
             mv.merge_in(p)
             self._note_map_key(k)
@@ -464,6 +479,7 @@ class FieldSchema:
     def merge_in(self, other: FieldSchema) -> None:
         """Add ``other``'s observations into this node (``other`` is left untouched)."""
         self.seen += other.seen
+        self.deep += other.deep
         self.nulls += other.nulls
         self.bools += other.bools
         self.ints += other.ints
@@ -494,7 +510,7 @@ class FieldSchema:
         self.strs += other.strs
         if other.encoded is not None:
             if self.encoded is None:
-                self.encoded = FieldSchema()
+                self.encoded = FieldSchema(self.depth + 1)
             self.encoded.merge_in(other.encoded)
         self.enc_count += other.enc_count
         self.objs += other.objs
@@ -519,7 +535,7 @@ class FieldSchema:
             for k, p in other.props.items():
                 mine = self.props.get(k)
                 if mine is None:
-                    mine = self.props[k] = FieldSchema()
+                    mine = self.props[k] = FieldSchema(self.depth + 1)
                     if is_data_key(k):
                         self.data_keys += 1
                 mine.merge_in(p)
@@ -530,13 +546,13 @@ class FieldSchema:
         self.arr_max = _max(self.arr_max, other.arr_max)
         if other.items is not None:
             if self.items is None:
-                self.items = FieldSchema()
+                self.items = FieldSchema(self.depth + 1)
             self.items.merge_in(other.items)
         for k, c in other.refs.items():
             self.refs[k] = self.refs.get(k, 0) + c
 
     def copy(self) -> FieldSchema:
-        new = FieldSchema()
+        new = FieldSchema(self.depth)
         new.merge_in(self)
         return new
 
@@ -575,8 +591,9 @@ class FieldSchema:
         return s
 
     @classmethod
-    def from_state(cls, s: Mapping[str, Any]) -> FieldSchema:
-        new = cls()
+    def from_state(cls, s: Mapping[str, Any], depth: int = 0) -> FieldSchema:
+        new = cls(depth)
+        child = depth + 1
         for name in _COUNTERS:
             if name in s:
                 setattr(new, name, s[name])
@@ -588,15 +605,15 @@ class FieldSchema:
         new.fmt = s.get("fmt")
         new.layouts = set(s.get("layouts", []))
         if "encoded" in s:
-            new.encoded = cls.from_state(s["encoded"])
+            new.encoded = cls.from_state(s["encoded"], child)
         if "map_values" in s:
             new.props = None
-            new.map_values = cls.from_state(s["map_values"])
+            new.map_values = cls.from_state(s["map_values"], child)
             new.map_key_examples = list(s.get("map_key_examples", []))
         else:
-            new.props = {k: cls.from_state(p) for k, p in s.get("props", {}).items()}
+            new.props = {k: cls.from_state(p, child) for k, p in s.get("props", {}).items()}
         if "items" in s:
-            new.items = cls.from_state(s["items"])
+            new.items = cls.from_state(s["items"], child)
         new.refs = dict(s.get("refs", {}))
         return new
 
@@ -681,6 +698,8 @@ class FieldSchema:
             out["x-busdoc-examples"] = list(self.examples)
         if self.redacted:
             out["x-busdoc-redacted"] = self.redacted
+        if self.deep:
+            out["x-busdoc-too-deep"] = self.deep
         return out
 
     def _string_schema(self, refs: set[str]) -> dict[str, Any]:
@@ -744,7 +763,7 @@ class FieldSchema:
 
 _COUNTERS = (
     "seen", "nulls", "bools", "ints", "floats", "strs", "objs", "arrs", "redacted",
-    "enc_count", "data_keys", "map_keys",
+    "enc_count", "data_keys", "map_keys", "deep",
 )  # fmt: skip
 _BOUNDS = ("num_min", "num_max", "str_min", "str_max", "obj_min", "obj_max", "arr_min", "arr_max")
 

@@ -272,3 +272,16 @@ def test_truncated_bodies_are_counted_but_describe_nothing():
     m, _ = call("ping", {}, truncated=True)
     cat = build_catalog([m]).to_json()
     assert cat["entries"] == [] and cat["stats"]["truncated"] == 1
+
+
+def test_deepest_accepted_bodies_do_not_exhaust_the_stack():
+    leaf = "[" * 127 + "]" * 127  # JSON in a string, as deep as the parser accepts
+    value: object = leaf
+    for _ in range(120):
+        value = {"a": value}
+    m, _ = call("deep", {"v": value})
+    catalog = build_catalog([m] * 2)
+    cat = catalog.to_json()
+    orjson.dumps(cat)  # the catalog and the state stay inside orjson's nesting limit
+    assert Catalog.loads_state(catalog.dumps_state()).to_json() == cat
+    assert cat["entries"][0]["count"] == 2

@@ -261,7 +261,7 @@ def test_state_round_trip_keeps_everything():
     assert again.to_json_schema() == node.to_json_schema()
 
 
-def test_json_strings_nested_in_json_strings_expand_only_a_few_levels_deep():
+def test_json_strings_inside_expanded_json_strings_stay_strings():
     import orjson
 
     value: object = {"leaf": 1}
@@ -269,5 +269,16 @@ def test_json_strings_nested_in_json_strings_expand_only_a_few_levels_deep():
         value = {"inner": orjson.dumps(value).decode()}
     s = schema_of([orjson.dumps(value).decode()])
     inner = s["x-busdoc-content-schema"]["properties"]["inner"]
-    assert "x-busdoc-content-schema" in inner
-    assert "x-busdoc-content-schema" not in inner["x-busdoc-content-schema"]["properties"]["inner"]
+    assert inner["type"] == "string" and "x-busdoc-content-schema" not in inner
+
+
+def test_containers_past_the_tracked_depth_are_counted_not_described():
+    from busdoc.inference.schema import MAX_TRACKED_DEPTH
+
+    value: object = {"leaf": 1}
+    for _ in range(MAX_TRACKED_DEPTH + 5):
+        value = {"a": value}
+    s = schema_of([value, value])
+    for _ in range(MAX_TRACKED_DEPTH):
+        s = s["properties"]["a"]
+    assert s["type"] == "object" and s["x-busdoc-too-deep"] == 2 and s["properties"] == {}
