@@ -110,7 +110,7 @@ class TcpStats:
 
 
 class _Flow:
-    __slots__ = ("key", "next", "isn", "pending", "pending_bytes", "peer", "ended")
+    __slots__ = ("key", "next", "isn", "pending", "pending_bytes", "held_end", "peer", "ended")
 
     def __init__(self, key: FlowKey) -> None:
         self.key = key
@@ -121,6 +121,8 @@ class _Flow:
         self.pending: dict[int, bytes] = {}
         """Held segments ahead of ``next``, by sequence number."""
         self.pending_bytes = 0
+        self.held_end = 0
+        """Sequence number just past the furthest held byte (meaningful while held)."""
         self.peer: _Flow | None = None
         self.ended = False
 
@@ -189,14 +191,14 @@ class TcpReassembler:
                 if st.pending:
                     self._drain(st, time, events)
             elif off < _HALF:
-                old = st.pending.get(seq)
-                if old is None or len(old) < size:
-                    st.pending[seq] = payload
-                    st.pending_bytes += size - (len(old) if old else 0)
-                    if st.pending_bytes > self.max_buffer_per_flow:
-                        self._fill_gaps(st, None, time, events)
+                if st.pending and off < ((st.held_end - nxt) & _MASK):
+                    self._hold_overlapping(st, off, payload)
                 else:
-                    stats.retransmitted_bytes += size
+                    st.pending[seq] = payload
+                    st.pending_bytes += size
+                    st.held_end = (seq + size) & _MASK
+                if st.pending_bytes > self.max_buffer_per_flow:
+                    self._fill_gaps(st, None, time, events)
             else:
                 behind = _WRAP - off
                 if behind >= size:
@@ -282,6 +284,43 @@ class TcpReassembler:
         self.stats.gaps += 1
         self.stats.lost_bytes += lost
         events.append(StreamGap(st.key, lost, time))
+
+    def _hold_overlapping(self, st: _Flow, start: int, payload: bytes) -> None:
+        """Hold only the parts of ``payload`` no held segment covers (first seen wins).
+
+        Held segments never overlap each other afterwards. ``start`` is the offset of the
+        payload from ``next``; every held segment is ahead of ``next``, so plain integer
+        offsets from it are free of wrap-around.
+        """
+        nxt = st.next
+        assert nxt is not None
+        end = start + len(payload)
+        pieces = [(start, end)]
+        for held_seq, held in st.pending.items():
+            a = (held_seq - nxt) & _MASK
+            b = a + len(held)
+            if b <= start or a >= end:
+                continue
+            cut = []
+            for ps, pe in pieces:
+                if b <= ps or a >= pe:
+                    cut.append((ps, pe))
+                    continue
+                if ps < a:
+                    cut.append((ps, a))
+                if b < pe:
+                    cut.append((b, pe))
+            pieces = cut
+            if not pieces:
+                break
+        kept = 0
+        for ps, pe in pieces:
+            st.pending[(nxt + ps) & _MASK] = payload[ps - start : pe - start]
+            kept += pe - ps
+        st.pending_bytes += kept
+        self.stats.retransmitted_bytes += len(payload) - kept
+        if end > ((st.held_end - nxt) & _MASK):
+            st.held_end = (nxt + end) & _MASK
 
     def _drain(self, st: _Flow, time: float, events: list[StreamEvent]) -> None:
         """Deliver held segments that now start at or before ``next``."""
