@@ -293,13 +293,11 @@ class FieldSchema:
                     self.layouts.add(datetime_layout(v))  # type: ignore[arg-type]
             if n > 1 and (v[0] == "{" or v[0] == "["):
                 self._add_encoded(v, objects)
-        elif (t is dict or t is list) and self.depth >= MAX_TRACKED_DEPTH:
-            self.deep += 1
-            if t is dict:
-                self.objs += 1
-            else:
-                self.arrs += 1
         elif t is dict:
+            if self.depth >= MAX_TRACKED_DEPTH:
+                self.deep += 1
+                self.objs += 1
+                return
             # a primitive has name, version, data and usually namespace, changes
             prefix = versioned_prefix(v) if objects is not None and 3 <= len(v) <= 5 else None
             if prefix is not None:
@@ -326,6 +324,9 @@ class FieldSchema:
             self.nulls += 1
         elif t is list:
             self.arrs += 1
+            if self.depth >= MAX_TRACKED_DEPTH:
+                self.deep += 1
+                return
             n = len(v)
             if self.arr_min is None or n < self.arr_min:
                 self.arr_min = n
