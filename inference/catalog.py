@@ -564,6 +564,13 @@ class Catalog:
             raise InputError(f"inference state is unreadable: {e}") from e
         if not isinstance(state, dict) or state.get("state_version") != STATE_VERSION:
             raise InputError("inference state has an unknown version; run infer from scratch")
+        try:
+            return cls._from_state(state)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"inference state is damaged ({e!r}); run infer from scratch") from e
+
+    @classmethod
+    def _from_state(cls, state: Mapping[str, Any]) -> Catalog:
         c = cls()
         c.rpc = {tuple(k): _Rpc.load(s) for k, s in state["rpc"]}  # type: ignore[misc]
         c.notifications = {tuple(k): _Notification.load(s)  # type: ignore[misc]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from pathlib import Path
 
 import orjson
@@ -250,9 +251,13 @@ def test_state_is_small_for_a_large_stream():
     assert len(state) < 100_000
 
 
-def test_unreadable_state_is_an_input_error():
+@pytest.mark.parametrize(
+    "state",
+    [b"garbage", zlib.compress(b"[]"), zlib.compress(b'{"state_version": 1, "rpc": 5}')],
+)
+def test_unreadable_state_is_an_input_error(state):
     with pytest.raises(InputError):
-        Catalog.loads_state(b"garbage")
+        Catalog.loads_state(state)
 
 
 @settings(max_examples=30)  # each example infers the whole traffic twice
