@@ -17,6 +17,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "markdown": ("busdoc.reports.markdown", "markdown_files"),
     "json": ("busdoc.reports.catalog_json", "json_files"),
     "jsonschema": ("busdoc.reports.json_schema", "jsonschema_files"),
+    "asyncapi": ("busdoc.reports.asyncapi", "asyncapi_files"),
     "html": ("busdoc.reports.html", "html_files"),
 }
 
