@@ -171,6 +171,7 @@ class FirehoseAgent:
         prefetch: int = 2000,
         depth_interval: float = 1.0,
         reconnect_max: float = 30.0,
+        ssl_options: pika.SSLOptions | None = None,
     ) -> None:
         if not urls:
             raise BrokerError("no broker URL given")
@@ -207,6 +208,8 @@ class FirehoseAgent:
                 tap_params = pika.URLParameters(url)
                 tap_params.virtual_host = vhost
                 tap_params.connection_attempts = 1
+                if ssl_options is not None:
+                    tap_params.ssl_options = ssl_options
                 tap_params.client_properties = {"connection_name": "busdoc firehose agent"}
                 base = f"busdoc.firehose.{host}.{os.getpid()}.{token}.{len(self.taps)}"
                 self.taps.append(

@@ -20,10 +20,16 @@ basic.deliver both trace as ``deliver.<queue>``, so both become ``deliver`` obse
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import re
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from busdoc.errors import InputError
+from busdoc.sniffer.body import parse_json, unwrap_oslo
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation, Record
 
 TRACE_EXCHANGE = "amq.rabbitmq.trace"
@@ -137,4 +143,138 @@ def trace_to_records(
     return records
 
 
-__all__ = ["SOURCE", "TRACE_EXCHANGE", "trace_to_records"]
+class RecordFilter:
+    """Which observations to keep (``--include-exchange``, ``--exclude-routing-key``…).
+
+    Patterns are shell globs (``nova*``, ``compute.*``; ``""`` the default exchange),
+    matched against the exchange the message was *published* to and its routing key, so
+    a publish and its deliveries are kept or dropped together. An observation is kept
+    when it matches some include (or none are given) and no exclude. Connection infos
+    and notices always pass.
+    """
+
+    def __init__(
+        self,
+        *,
+        include_exchanges: Sequence[str] = (),
+        exclude_exchanges: Sequence[str] = (),
+        include_routing_keys: Sequence[str] = (),
+        exclude_routing_keys: Sequence[str] = (),
+    ) -> None:
+        self._inc_x = _globs(include_exchanges)
+        self._exc_x = _globs(exclude_exchanges)
+        self._inc_k = _globs(include_routing_keys)
+        self._exc_k = _globs(exclude_routing_keys)
+        self.dropped = 0
+
+    @property
+    def active(self) -> bool:
+        return any(p is not None for p in (self._inc_x, self._exc_x, self._inc_k, self._exc_k))
+
+    def keeps(self, obs: Observation) -> bool:
+        x, k = obs.exchange, obs.routing_key
+        if self._inc_x is not None and not self._inc_x.match(x):
+            return False
+        if self._inc_k is not None and not self._inc_k.match(k):
+            return False
+        if self._exc_x is not None and self._exc_x.match(x):
+            return False
+        return not (self._exc_k is not None and self._exc_k.match(k))
+
+    def __call__(self, records: list[Record]) -> list[Record]:
+        if not self.active:
+            return records
+        kept: list[Record] = []
+        for r in records:
+            if isinstance(r, Observation) and not self.keeps(r):
+                self.dropped += 1
+                continue
+            kept.append(r)
+        return kept
+
+
+def _globs(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.DOTALL)
+
+
+class BodySampler:
+    """Keep the body of at most ``per_minute`` messages per method per minute.
+
+    For a busy deployment that needs every message's metadata (who calls what, how
+    often) but not every body to infer schemas. The *method* is the oslo.messaging
+    ``method`` or ``event_type`` inside the body when there is one, else the exchange and
+    routing key. A sampled-out observation keeps its metadata and ``body_size``, and its
+    body becomes empty, so the store records it as a cut body (``truncated``, full size
+    kept; the stored hash is that of the empty cut). The decision is made at the
+    publish and remembered by body hash for this minute and the last, so a delivery
+    keeps its body exactly when its publish did and the two still pair up as one
+    message; a delivery whose publish was not seen keeps its body only if that body was
+    kept for another publish.
+    """
+
+    def __init__(self, per_minute: int, *, clock: Any = None) -> None:
+        if per_minute < 0:
+            raise InputError("--sample must be 0 or more bodies per method per minute")
+        self.per_minute = per_minute
+        self._clock = clock or _time.time
+        self._minute = -1
+        self._counts: dict[str, int] = {}
+        self._kept: set[bytes] = set()
+        self._kept_before: set[bytes] = set()
+        self.sampled_out = 0
+
+    def _roll(self, minute: int) -> None:
+        if minute != self._minute:
+            self._kept_before = self._kept if minute == self._minute + 1 else set()
+            self._kept = set()
+            self._counts = {}
+            self._minute = minute
+
+    def __call__(self, records: list[Record]) -> list[Record]:
+        out: list[Record] = []
+        for r in records:
+            if isinstance(r, Observation):
+                r = self.sample(r)
+            out.append(r)
+        return out
+
+    def sample(self, obs: Observation) -> Observation:
+        self._roll(int(obs.time // 60))
+        digest = hashlib.blake2b(obs.body, digest_size=16).digest()
+        if obs.kind == "publish":
+            method = method_of(obs)
+            n = self._counts.get(method, 0)
+            if n < self.per_minute or digest in self._kept:
+                self._counts[method] = n + 1
+                self._kept.add(digest)
+                return obs
+        elif digest in self._kept or digest in self._kept_before:
+            return obs
+        self.sampled_out += 1
+        size = obs.body_size if obs.body_size is not None else len(obs.body)
+        return replace(obs, body=b"", body_size=size)
+
+
+def method_of(obs: Observation) -> str:
+    """The RPC method or event type a message carries, for sampling (cheap, best effort)."""
+    body = obs.body
+    if body[:1] == b"{" and (b'"method"' in body or b'"event_type"' in body or b"oslo." in body):
+        try:
+            doc = unwrap_oslo(parse_json(body))
+        except InputError:
+            doc = None
+        if isinstance(doc, dict):
+            for key in ("method", "event_type"):
+                value = doc.get(key)
+                if isinstance(value, str):
+                    return f"{obs.exchange}\0{value}"
+    if obs.exchange == "" and obs.routing_key.startswith("reply_"):
+        return "\0reply_*"  # one reply queue per caller: not a method each
+    return f"{obs.exchange}\0{obs.routing_key}"
+
+
+__all__ = [
+    "SOURCE", "TRACE_EXCHANGE", "BodySampler", "RecordFilter", "method_of", "trace_to_records",
+]

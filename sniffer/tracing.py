@@ -22,6 +22,7 @@ plugin, an operator's debugging session).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shutil
 import socket
@@ -289,6 +290,175 @@ class TracingControl:
         return rows if isinstance(rows, list) else []
 
 
+# -- doctor ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``busdoc doctor``."""
+
+    name: str
+    status: Literal["ok", "warn", "fail"]
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+AGENT_QUEUE_PREFIX = "busdoc.firehose."
+
+
+def broker_checks(
+    amqp_url: str,
+    vhosts: Sequence[str] = (),
+    *,
+    mode: TracingMode = "auto",
+    management_url: str | None = None,
+    fix: bool = False,
+    connection_factory: Any = None,
+) -> list[Check]:
+    """Everything the firehose agent needs from the broker, each as a ``Check``.
+
+    Connection and credentials; whether tracing can be switched (and how); per vhost:
+    tracing on or off, who is bound to ``amq.rabbitmq.trace`` (busdoc agents, the
+    rabbitmq_tracing plugin, others); whether the user may declare and bind its own
+    trace queue. With ``fix``, tracing that is on with no queue bound at all (what an
+    agent killed with ``kill -9`` leaves behind) is turned off.
+    """
+    import pika
+    import pika.exceptions
+
+    masked = mask_url(amqp_url)
+    checks: list[Check] = []
+    try:
+        params = pika.URLParameters(amqp_url)
+    except Exception:  # pika raises several types for a bad URL
+        return [Check("broker", "fail", f"bad AMQP URL {masked}", "check the URL")]
+    user = params.credentials.username
+    url_vhost = params.virtual_host
+    params.connection_attempts = 1
+    params.client_properties = {"connection_name": "busdoc doctor"}
+    factory = connection_factory or pika.BlockingConnection
+    try:
+        factory(params).close()
+    except pika.exceptions.ProbableAuthenticationError:
+        return [Check("broker", "fail", f"{masked} refused the credentials of user {user!r}",
+                      "check the user name and password (BUSDOC_AMQP_URL or --url-file)")]
+    except pika.exceptions.ProbableAccessDeniedError:
+        checks.append(Check("broker", "warn",
+                            f"user {user!r} may not open vhost {url_vhost!r} on {masked}",
+                            f"rabbitmqctl set_permissions -p {url_vhost} {user} ..."))
+    except (pika.exceptions.AMQPError, OSError) as e:
+        return [Check("broker", "fail", f"cannot reach RabbitMQ at {masked}: "
+                      f"{type(e).__name__} {e}".strip(),
+                      "is the broker running, and is the host/port right?")]
+    else:
+        checks.append(Check("broker", "ok", f"connected to {masked} as {user!r}"))
+
+    control = TracingControl(amqp_url, mode=mode, management_url=management_url)
+    method: str | None
+    try:
+        method = control.method
+    except BrokerError as e:
+        method = None
+        checks.append(Check("tracing switch", "warn", str(e),
+                            "give the user the administrator tag, run the agent on the broker "
+                            "host as root, or turn tracing on yourself and use --tracing=assume"))
+    else:
+        detail = ("tracing is assumed on (not checked)" if method == "assume"
+                  else f"tracing can be switched through {method}")
+        checks.append(Check("tracing switch", "ok", detail))
+
+    names = list(vhosts) or _listed_vhosts(control, method) or [url_vhost]
+    for vhost in names:
+        checks.extend(_vhost_checks(control, method, vhost, fix))
+        checks.append(_queue_check(factory, amqp_url, vhost, user))
+    return checks
+
+
+def _listed_vhosts(control: TracingControl, method: str | None) -> list[str]:
+    try:
+        if method == "management":
+            rows = control._http("GET", "/vhosts") or []
+            return sorted(r["name"] for r in rows)
+        if method == "rabbitmqctl":
+            return sorted(r["name"] for r in control._ctl_json("list_vhosts", "name"))
+    except (BrokerError, OSError, KeyError):
+        pass
+    return []
+
+
+def _vhost_checks(
+    control: TracingControl, method: str | None, vhost: str, fix: bool
+) -> list[Check]:
+    if method not in ("management", "rabbitmqctl"):
+        return []
+    name = f"vhost {vhost}"
+    try:
+        on = control.is_on(vhost)
+        bound = control.trace_bindings(vhost)
+    except (BrokerError, OSError) as e:
+        return [Check(name, "warn", f"cannot read the tracing state: {e}")]
+    agents = [q for q in bound if q.startswith(AGENT_QUEUE_PREFIX)]
+    others = [q for q in bound if not q.startswith(AGENT_QUEUE_PREFIX)]
+    listeners = []
+    if agents:
+        listeners.append(f"{len(agents)} busdoc agent queue{'s' if len(agents) != 1 else ''}")
+    if others:
+        listeners.append("other queues: " + ", ".join(others))
+    who = "; ".join(listeners) or "no queue bound to amq.rabbitmq.trace"
+    if on and not bound:
+        if fix:
+            try:
+                control.set(vhost, False)
+            except (BrokerError, OSError) as e:
+                return [Check(name, "fail", f"tracing on, nobody listening; turning it off "
+                              f"failed: {e}")]
+            return [Check(name, "ok", "tracing was on with nobody listening: turned off")]
+        return [Check(name, "warn",
+                      "tracing is on and nobody listens (an agent killed with kill -9?): "
+                      "the broker pays for tracing for nothing",
+                      "busdoc doctor --fix turns it off")]
+    return [Check(name, "ok", f"tracing {'on' if on else 'off'}; {who}")]
+
+
+def _queue_check(factory: Any, amqp_url: str, vhost: str, user: str) -> Check:
+    import secrets
+
+    import pika
+    import pika.exceptions
+
+    params = pika.URLParameters(amqp_url)
+    params.virtual_host = vhost
+    params.connection_attempts = 1
+    name = f"trace queue in {vhost}"
+    queue = f"{AGENT_QUEUE_PREFIX}doctor.{secrets.token_hex(4)}"
+    try:
+        connection = factory(params)
+    except pika.exceptions.ProbableAccessDeniedError:
+        return Check(name, "fail", f"user {user!r} may not open vhost {vhost!r}",
+                     f"rabbitmqctl set_permissions -p {vhost} {user} '^busdoc\\.' "
+                     "'^busdoc\\.' '^(busdoc\\.|amq\\.rabbitmq\\.trace$)'")
+    except (pika.exceptions.AMQPError, OSError) as e:
+        return Check(name, "fail", f"cannot connect: {type(e).__name__}")
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue, exclusive=True, auto_delete=True)
+        channel.queue_bind(queue, TRACE_EXCHANGE, routing_key="#")
+        channel.queue_delete(queue)
+    except pika.exceptions.ChannelClosedByBroker as e:
+        return Check(name, "fail",
+                     f"user {user!r} cannot declare and bind a queue on {TRACE_EXCHANGE}: "
+                     f"{e.reply_text}",
+                     "the agent needs configure and write on ^busdoc\\. and read on "
+                     f"{TRACE_EXCHANGE} and ^busdoc\\.")
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+    return Check(name, "ok", f"user {user!r} can declare and bind its own trace queue")
+
+
 class _HttpError(OSError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -305,4 +475,7 @@ def _reason(e: OSError) -> str:
     return str(e)
 
 
-__all__ = ["TracingControl", "TracingMode", "TracingState", "mask_url"]
+__all__ = [
+    "AGENT_QUEUE_PREFIX", "Check", "TracingControl", "TracingMode", "TracingState",
+    "broker_checks", "mask_url",
+]

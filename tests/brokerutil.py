@@ -208,3 +208,19 @@ def temp_postgres_db() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def temp_user(
+    vhost: str, password: str, *, tags: str = "", perms: tuple[str, str, str] = (".*", ".*", ".*")
+) -> Iterator[str]:
+    """A broker user with ``perms`` (configure, write, read) on ``vhost``, deleted after."""
+    user = f"busdoc-user-{secrets.token_hex(3)}"
+    rabbitmqctl("add_user", user, password)
+    try:
+        if tags:
+            rabbitmqctl("set_user_tags", user, tags)
+        rabbitmqctl("set_permissions", "-p", vhost, user, *perms)
+        yield user
+    finally:
+        rabbitmqctl("delete_user", user)

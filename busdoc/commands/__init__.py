@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("live", "dashboard")
 
 
 def register_all(app: typer.Typer, capture_app: typer.Typer) -> None:
