@@ -402,6 +402,12 @@ def targets(stages: dict[str, Stage]) -> dict[str, Any]:
             "measured": round(decode.msgs_per_s),
             "met": decode.msgs_per_s >= DECODE_TARGET,
         }
+        if decode.msgs_per_cpu_s:
+            out["decode_msgs_per_cpu_s"] = {
+                "target": DECODE_TARGET,
+                "measured": round(decode.msgs_per_cpu_s),
+                "met": decode.msgs_per_cpu_s >= DECODE_TARGET,
+            }
     tshark, full = stages.get("tshark"), stages.get("import")
     if tshark and full and tshark.ok and full.ok:
         ratio = full.msgs_per_s / tshark.msgs_per_s
