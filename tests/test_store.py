@@ -480,3 +480,27 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x00" * 200)
     with pytest.raises(StoreError, match="not a database"):
         open_store(str(path))
+
+
+def test_two_writers_on_one_store_get_distinct_ids(target: str) -> None:
+    # Two agents (one per RabbitMQ node) writing one store, flushes interleaved.
+    a, b = open_store(target), open_store(target)
+    try:
+        run_a = a.begin_run(kind="firehose", name="node-a", content_hash=None)
+        run_b = b.begin_run(kind="firehose", name="node-b", content_hash=None)
+        assert run_a is not None and run_b is not None
+        wa = a.writer(run_a, redactor=Redactor())
+        wb = b.writer(run_b, redactor=Redactor())
+        for i in range(3):
+            wa.add(ob(body=b"a%d" % i))
+            wa.add(ob("deliver", body=b"a%d" % i, queue="q"))
+            wb.add(ob(body=b"b%d" % i))
+            wa.flush()
+            wb.flush()
+        messages = list(a.iter_messages())
+        assert sorted(m.body for m in messages) == [b"a0", b"a1", b"a2", b"b0", b"b1", b"b2"]
+        assert len({m.id for m in messages}) == 6
+        assert all(len(m.observations) == 2 for m in messages if m.body.startswith(b"a"))
+    finally:
+        a.close()
+        b.close()
