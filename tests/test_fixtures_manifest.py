@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,153 @@ def test_tshark_sees_no_connection_start_in_midstream() -> None:
         capture_output=True, text=True, check=True, timeout=120,
     ).stdout
     assert out.strip() == ""
+
+
+# ---------------------------------------------------------------- declared shapes
+
+UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+FORMS = {
+    "uuid": rf"^{UUID_RE}$",
+    "iso8601_z": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$",
+    "python_str": r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?$",
+}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _walk(value: Any, path: str, maps: set[str], out: list[tuple[str, Any]]) -> None:
+    out.append((path, value))
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _walk(child, f"{path}.*" if path in maps else f"{path}.{key}", maps, out)
+    elif isinstance(value, list):
+        for child in value:
+            _walk(child, f"{path}[]", maps, out)
+
+
+def _observed(args_list: list[dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
+    """Per path: types, values, and how often it appeared vs. its parent."""
+    maps = {p for p, s in spec.items() if "map_keys" in s}
+    seen: dict[str, dict[str, Any]] = {}
+    for args in args_list:
+        pairs: list[tuple[str, Any]] = []
+        for key, value in args.items():
+            _walk(value, key, maps, pairs)
+        for path, value in pairs:
+            entry = seen.setdefault(path, {"types": set(), "values": [], "count": 0})
+            entry["types"].add(_json_type(value))
+            entry["values"].append(value)
+            entry["count"] += 1
+    return seen
+
+
+def _parent(path: str, known: Iterable[str]) -> str | None:
+    """The longest known path this one extends (keys such as ``nova_object.data`` hold
+    dots, so splitting at the last dot is not enough)."""
+    if path.endswith("[]"):
+        return path[:-2]
+    prefixes = [p for p in known if path.startswith(p + ".")]
+    return max(prefixes, key=len) if prefixes else None
+
+
+def _check_shapes(label: str, args_list: list[dict[str, Any]],
+                  spec: dict[str, Any]) -> None:
+    import re
+
+    seen = _observed(args_list, spec)
+    assert set(seen) == set(spec), f"{label}: paths differ {set(seen) ^ set(spec)}"
+    for path, want in spec.items():
+        got = seen[path]
+        assert got["types"] - {"null"} == set(want["types"]), (label, path)
+        assert ("null" in got["types"]) == want["nullable"], (label, path)
+        parent = _parent(path, spec)
+        if path.endswith(("[]", ".*")):
+            continue
+        expected = len(args_list) if parent is None else sum(
+            1 for v in seen[parent]["values"] if isinstance(v, dict))
+        if want["required"]:
+            assert got["count"] == expected, (label, path)
+        else:
+            assert 0 < got["count"] < expected, (label, path)
+        values = [v for v in got["values"] if v is not None]
+        if "enum" in want:
+            assert set(values) <= set(want["enum"]), (label, path)
+        form = want.get("form") or want.get("format")
+        if form in FORMS:
+            assert all(re.match(FORMS[form], v) for v in values), (label, path, form)
+    for path, want in spec.items():
+        if "map_keys" in want:
+            keys = [k for v in seen[path]["values"] if isinstance(v, dict) for k in v]
+            assert keys and all(re.match(FORMS[want["map_keys"]], k) for k in keys)
+
+
+def test_sent_calls_have_exactly_the_declared_argument_shapes() -> None:
+    m = manifest("oslo_rpc")
+    methods = m["declared"]["methods"]
+    for method, versions in methods.items():
+        for entry in versions:
+            calls = [s["args"] for s in m["sent"]
+                     if s.get("method") == method and s["version"] == entry["version"]]
+            assert calls, (method, entry["version"])
+            _check_shapes(f"{method}@{entry['version']}", calls, entry["args"])
+
+
+def test_sent_notifications_have_the_declared_payload_shapes() -> None:
+    m = manifest("oslo_rpc")
+    for event_type, entry in m["declared"]["notifications"].items():
+        payloads = [s["payload"] for s in m["sent"] if s.get("event_type") == event_type]
+        priorities = {s["priority"] for s in m["sent"] if s.get("event_type") == event_type}
+        assert priorities == {entry["priority"]}
+        _check_shapes(event_type, payloads, entry["payload"])
+
+
+def test_every_declared_enum_value_is_sent_at_least_once() -> None:
+    m = manifest("oslo_rpc")
+    for method, versions in m["declared"]["methods"].items():
+        declared: dict[str, set[Any]] = {}
+        sent: dict[str, set[Any]] = {}
+        for entry in versions:
+            calls = [s["args"] for s in m["sent"]
+                     if s.get("method") == method and s["version"] == entry["version"]]
+            seen = _observed(calls, entry["args"])
+            for path, want in entry["args"].items():
+                if "enum" in want:
+                    declared.setdefault(path, set()).update(want["enum"])
+                    sent.setdefault(path, set()).update(
+                        v for v in seen[path]["values"] if v is not None)
+        assert sent == declared, method
+
+
+def test_versioned_objects_appear_at_the_declared_versions() -> None:
+    m = manifest("oslo_rpc")
+    ns = m["declared"]["object_namespace"]
+    versions = {
+        (s["version"], s["args"]["instance"][f"{ns}_object.version"])
+        for s in m["sent"] if s.get("method") == "build_instance"
+    }
+    assert versions == {("1.0", "2.7"), ("1.1", "2.8")}
+
+
+def test_committed_declaration_is_the_one_in_the_manifest() -> None:
+    import importlib.util
+
+    path = Path(__file__).parent / "oslo_service" / "declared.py"
+    spec = importlib.util.spec_from_file_location("busdoc_test_declared", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert json.loads(json.dumps(module.DECLARED)) == manifest("oslo_rpc")["declared"]

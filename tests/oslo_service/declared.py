@@ -6,7 +6,9 @@ The inference tests compare what busdoc infers from ``oslo_rpc.pcap`` with this 
 Path syntax, relative to the RPC ``args`` object of one method:
 
 * ``instance`` is a top-level argument; ``instance.nova_object.data.uuid`` walks into
-  objects (dots in a key are not used by this service);
+  objects. Versioned-object keys hold a dot themselves (``nova_object.data``), so a
+  path's parent is the longest declared path it extends, not what precedes its last
+  dot;
 * ``requested_networks[]`` is every item of an array;
 * ``metadata.*`` is every value of a map whose keys are data (``"map_keys"`` says what
   the keys look like), not field names.
