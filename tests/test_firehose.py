@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 from typing import Any
 
 from pika import spec
 
-from busdoc.sniffer.firehose import trace_to_records
+from busdoc.sniffer.firehose import BodySampler, RecordFilter, method_of, trace_to_records
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
 
 CONNECTION = "127.0.0.1:52962 -> 127.0.0.1:5672"
@@ -193,3 +194,71 @@ def test_non_utf8_long_strings_are_decoded_as_text() -> None:
 
     assert isinstance(info, ConnectionInfo)
     assert info.user == "\ufffduser"
+
+
+# -- filters and body sampling ------------------------------------------------------------
+
+
+def obs(kind: str = "publish", exchange: str = "nova", key: str = "compute",
+        body: bytes = b"{}", t: float = 600.0) -> Observation:
+    return Observation(
+        time=t, source="firehose", connection="c", channel=1, kind=kind,  # type: ignore[arg-type]
+        exchange=exchange, routing_key=key, properties={}, headers=None, body=body,
+        queue="q" if kind == "deliver" else None, body_size=len(body),
+    )
+
+
+def oslo(method: str, n: int) -> bytes:
+    inner = json.dumps({"method": method, "n": n})
+    return json.dumps({"oslo.version": "2.0", "oslo.message": inner}).encode()
+
+
+def test_filter_keeps_included_exchanges_minus_excluded_keys() -> None:
+    f = RecordFilter(include_exchanges=["nova", "cinder*"], exclude_routing_keys=["*.fanout"])
+    info = ConnectionInfo(connection="c", time=0.0)
+
+    kept = f([obs(exchange="nova"), obs(exchange="cinder-vol"), obs(exchange="glance"),
+              obs(exchange="nova", key="compute.fanout"), info])
+
+    assert [(o.exchange, o.routing_key) for o in kept if isinstance(o, Observation)] == [
+        ("nova", "compute"), ("cinder-vol", "compute"),
+    ]
+    assert info in kept and f.dropped == 2
+
+
+def test_empty_pattern_selects_the_default_exchange_and_no_filter_is_a_no_op() -> None:
+    records = [obs(exchange=""), obs(exchange="nova")]
+
+    assert RecordFilter(include_exchanges=[""])(list(records)) == records[:1]
+    assert RecordFilter()(records) is records
+
+
+def test_method_of_reads_oslo_method_and_collapses_reply_queues() -> None:
+    assert method_of(obs(body=oslo("resize", 1))) == "nova\0resize"
+    assert method_of(obs(body=b'{"event_type": "compute.instance.create.end"}')) == (
+        "nova\0compute.instance.create.end")
+    assert method_of(obs(body=b"opaque")) == "nova\0compute"
+    assert method_of(obs(exchange="", key="reply_abc")) == method_of(
+        obs(exchange="", key="reply_def"))
+
+
+def test_sampler_keeps_n_bodies_per_method_per_minute_and_the_size_of_the_rest() -> None:
+    s = BodySampler(2)
+    out = s([obs(body=oslo("resize", i), t=600.0 + i) for i in range(4)]
+            + [obs(body=oslo("reboot", 9), t=610.0)]
+            + [obs(body=oslo("resize", 5), t=661.0)])
+
+    bodies = [o.body for o in out if isinstance(o, Observation)]
+    assert bodies == [oslo("resize", 0), oslo("resize", 1), b"", b"", oslo("reboot", 9),
+                      oslo("resize", 5)]
+    assert out[2].body_size == len(oslo("resize", 2))  # type: ignore[union-attr]
+    assert s.sampled_out == 2
+
+
+def test_sampler_gives_a_delivery_the_fate_of_its_publish() -> None:
+    s = BodySampler(1)
+    a, b = oslo("resize", 1), oslo("resize", 2)
+    out = s([obs(body=a), obs(body=b), obs("deliver", body=b, t=601.0),
+             obs("deliver", body=a, t=661.0)])
+
+    assert [o.body for o in out] == [a, b"", b"", a]  # type: ignore[union-attr]
