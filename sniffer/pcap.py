@@ -116,6 +116,7 @@ class CaptureReader:
         self._chunks = self._raw_chunks()
         self._buf = b""
         self._base = 0  # offset in the (inflated) stream of self._buf[0]
+        self._iterated = False
         self.compressed = False
         head = self._peek(4)
         if head[:2] == _GZIP_MAGIC:
@@ -180,8 +181,11 @@ class CaptureReader:
                 yield out
             if inflater.eof:
                 pending = inflater.unused_data
-                if not pending:
-                    pending = next(raw, b"")
+                while 0 < len(pending) < 2 or not pending:
+                    more = next(raw, None)
+                    if more is None:
+                        break
+                    pending += more
                 if pending[:2] != _GZIP_MAGIC:
                     return  # end of input, or padding after the last member
                 inflater = zlib.decompressobj(wbits=31)
@@ -215,6 +219,9 @@ class CaptureReader:
     # -- records -------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[PacketRecord]:
+        if self._iterated:
+            return  # the stream is consumed: a second loop sees nothing
+        self._iterated = True
         buf, self._buf = self._buf, b""
         try:
             if self.format == "pcap":
