@@ -1,0 +1,85 @@
+"""Golden files: every report format of a committed real capture, byte for byte.
+
+The capture is imported into a fresh store, inferred incrementally and rendered, exactly as
+``busdoc capture pcap`` + ``busdoc infer --format …`` would. A change in the decoder, the
+inference or a renderer shows up here as a readable diff of the documents. After checking
+the diff is intended, rewrite them: ``UPDATE_GOLDEN=1 pytest tests/test_report_golden.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from report_samples import CAPTURES, GOLDEN, capture_catalog
+
+from busdoc.reports import FORMATS, render_files
+
+CAPTURE_NAMES = ["oslo_rpc.pcap", "pika_basic.pcap"]
+"""oslo_rpc is the real oslo.messaging service; pika_basic plain JSON and binary bodies."""
+
+
+def rendered(capture: Path, tmp: Path) -> dict[str, str]:
+    catalog = capture_catalog(capture, tmp)
+    files: dict[str, str] = {}
+    for fmt in sorted(FORMATS):
+        for name, text in render_files(catalog, fmt).items():
+            files[f"{fmt}/{name}"] = text
+    return files
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_reports_of_a_committed_capture_match_the_golden_files(name, tmp_path):
+    capture = CAPTURES / name
+    if not capture.exists():
+        pytest.skip(f"{name} is not recorded yet (tests/captures/make_captures.py)")
+    files = rendered(capture, tmp_path)
+    golden = GOLDEN / Path(name).stem
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        if golden.exists():
+            shutil.rmtree(golden)
+        for rel, text in files.items():
+            (golden / rel).parent.mkdir(parents=True, exist_ok=True)
+            (golden / rel).write_text(text, encoding="utf-8")
+    assert golden.is_dir(), f"no golden files for {name}: run UPDATE_GOLDEN=1 pytest {__file__}"
+    on_disk = {p.relative_to(golden).as_posix() for p in golden.rglob("*") if p.is_file()}
+    assert on_disk == set(files), "files added or removed; UPDATE_GOLDEN=1 after checking"
+    for rel, text in sorted(files.items()):
+        assert (golden / rel).read_text(encoding="utf-8") == text, f"{rel} differs"
+
+
+def test_rendering_a_capture_twice_gives_the_same_bytes(tmp_path):
+    capture = CAPTURES / "pika_basic.pcap"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert rendered(capture, tmp_path / "a") == rendered(capture, tmp_path / "b")
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_schema_files_of_a_capture_are_valid_and_resolve(name, tmp_path):
+    capture = CAPTURES / name
+    if not capture.exists():
+        pytest.skip(f"{name} is not recorded yet")
+    docs = {path: json.loads(text) for path, text in
+            render_files(capture_catalog(capture, tmp_path), "jsonschema").items()
+            if path.endswith(".schema.json")}
+    assert docs
+    registry = Registry().with_resources(
+        (d["$id"], Resource.from_contents(d)) for d in docs.values())
+    for doc in docs.values():
+        Draft202012Validator.check_schema(doc)
+        resolver = registry.resolver(base_uri=doc["$id"])
+        stack = [doc]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if isinstance(node.get("$ref"), str):
+                    resolver.lookup(node["$ref"])
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
