@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -325,3 +326,57 @@ def test_committed_declaration_is_the_one_in_the_manifest() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert json.loads(json.dumps(module.DECLARED)) == manifest("oslo_rpc")["declared"]
+
+
+# ---------------------------------------------------------------- the live service
+
+
+REGENERATE = """
+import json, sys, uuid, subprocess, importlib
+sys.path.insert(0, "tests/captures")
+import make_captures
+svc = make_captures.load_oslo_service()
+service = importlib.import_module(svc.__name__ + ".service")
+tap_mod = importlib.import_module(svc.__name__ + ".tap")
+vhost = "busdoc-oslo-" + uuid.uuid4().hex[:8]
+make_captures.fresh_vhost(vhost)
+tap = tap_mod.Tap()
+tap.install()
+try:
+    traffic = service.run_traffic(f"rabbit://guest:guest@127.0.0.1:5672/{vhost}")
+finally:
+    tap.uninstall()
+    make_captures.drop_vhost(vhost)
+eventlet = sys.modules.get("eventlet")
+patched = []
+if eventlet is not None:
+    import eventlet.patcher
+    patched = [m for m in ("socket", "thread", "time")
+               if eventlet.patcher.is_monkey_patched(m)]
+print(json.dumps({"kinds": [e.kind for e in tap.events], "sent": len(traffic["sent"]),
+                  "vhosts": sorted({e.vhost for e in tap.events}), "vhost": vhost,
+                  "patched": patched}))
+"""
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_oslo_service_regenerates_the_same_counts_without_eventlet() -> None:
+    """The generator is deterministic in shape and counts: a fresh run against the
+    real broker publishes and delivers exactly what the committed manifest lists.
+
+    It runs in a child process: pytest puts ``tests/`` on sys.path, where
+    ``tests/oslo_service`` would shadow PyPI's ``oslo_service`` that oslo.messaging
+    imports.
+    """
+    root = Path(__file__).parent.parent
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", REGENERATE], cwd=root,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    m = manifest("oslo_rpc")
+    kinds = Counter(result["kinds"])
+    assert {k: kinds.get(k, 0) for k in KIND_METHODS} == m["counts"]
+    assert result["sent"] == len(m["sent"])
+    assert result["vhosts"] == [result["vhost"]]
+    assert result["patched"] == []
