@@ -65,8 +65,10 @@ DEFAULT_RULES: tuple[str, ...] = (
 
 _LITERAL = re.compile(r"[A-Za-z0-9_\-. ]+")
 # scheme://user:password@ — the password may hold anything but the separators.
-_URL_CREDS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'<>]*:)([^\s/@\"'<>]+)(@)")
-_URL_CREDS_B = re.compile(_URL_CREDS.pattern.encode())
+# scheme:// and the authority (up to the path): user:password@host, possibly several
+# comma-separated hosts (oslo's rabbit://u1:p1@h1,u2:p2@h2/), and a password may hold
+# an unescaped "@" (the last "@" of a part ends the userinfo).
+_URL_CREDS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/\"'<>?#]*@[^\s/\"'<>?#]*)")
 _NO_CHANGE: Any = object()
 _SCALARS = frozenset({bool, int, float})
 _WHITESPACE = frozenset(" \t\r\n")
@@ -255,10 +257,17 @@ class Redactor:
         return dumps(new)
 
     def _redact_opaque(self, plain: bytes, found: list[Redaction]) -> bytes:
-        new, count = _URL_CREDS_B.subn(lambda m: m[1] + REDACTED.encode() + m[3], plain)
-        if count:
+        try:
+            text = plain.decode()
+        except UnicodeDecodeError:
+            text = plain.decode("latin-1")
+            encoding = "latin-1"
+        else:
+            encoding = "utf-8"
+        new, count = _URL_CREDS.subn(_url_sub, text)
+        if count and new != text:
             found.append(Redaction(path="", json_type="string", length=len(plain)))
-            return new
+            return new.encode(encoding)
         return plain
 
     def _is_secret_key(self, key: str) -> bool:
@@ -352,8 +361,8 @@ class Redactor:
                 new = self._walk(inner, path, found)
                 return new if new is _NO_CHANGE else orjson.dumps(new).decode()
         if "://" in value:
-            new_text, count = _URL_CREDS.subn(_url_sub, value)
-            if count:
+            new_text = _URL_CREDS.sub(_url_sub, value)
+            if new_text != value:
                 found.append(Redaction(path=_render(path), json_type="string", length=len(value)))
                 return new_text
         return _NO_CHANGE
@@ -364,8 +373,8 @@ class Redactor:
         for key, value in props.items():
             if key == "headers" or not isinstance(value, str) or "://" not in value:
                 continue
-            new_text, count = _URL_CREDS.subn(lambda m: m[1] + REDACTED + m[3], value)
-            if count:
+            new_text = _URL_CREDS.sub(_url_sub, value)
+            if new_text != value:
                 found.append(
                     Redaction(path=f"properties/{key}", json_type="string", length=len(value))
                 )
@@ -387,7 +396,13 @@ def _precheck_literals(literals: Iterable[str]) -> list[str]:
 
 
 def _url_sub(m: re.Match[str]) -> str:
-    return m[1] + REDACTED + m[3]
+    """Replace the password of every ``user:password@`` in one URL authority."""
+    parts = []
+    for part in m[2].split(","):
+        userinfo, at, host = part.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        parts.append(f"{user}:{REDACTED}@{host}" if at and colon else part)
+    return m[1] + ",".join(parts)
 
 
 def _render(path: Any) -> str:

@@ -140,8 +140,10 @@ def test_json_in_json_is_searched_at_every_depth() -> None:
         ("rabbit://nova:s3cret@ctl:5672/", "rabbit://nova:<redacted>@ctl:5672/"),
         (
             "transport_url=rabbit://a:b@h1:5672,c:d@h2:5672/",
-            "transport_url=rabbit://a:<redacted>@h1:5672,c:d@h2:5672/",
+            "transport_url=rabbit://a:<redacted>@h1:5672,c:<redacted>@h2:5672/",
         ),
+        ("amqp://svc:p@ss@rabbit/vh", "amqp://svc:<redacted>@rabbit/vh"),
+        ("see http://h/a and amqp://u:x@y later", "see http://h/a and amqp://u:<redacted>@y later"),
         (
             "mysql+pymysql://nova:pw@db/nova?charset=utf8",
             "mysql+pymysql://nova:<redacted>@db/nova?charset=utf8",
