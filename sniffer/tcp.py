@@ -16,8 +16,9 @@ Rules (RFC 9293 sequence space, as a passive observer sees it):
   the first copy of every byte wins (retransmitted overlaps are counted, then dropped).
 * Ahead: held back, bounded per direction. A hole is declared lost, as ``StreamGap``,
   when we know the bytes will never be seen: the peer acknowledged past them (it got them,
-  the capture did not), the direction's buffer bound is reached, a FIN/RST arrives, the
-  flow is evicted or input ends. Held bytes are then delivered in order after the gap.
+  the capture did not), the direction's buffer bound is reached, bytes have waited behind
+  it for ``max_hold`` seconds of capture time, a FIN/RST arrives, the flow is evicted or
+  input ends. Held bytes are then delivered in order after the gap.
   Bytes are never emitted out of order, and nothing is emitted that was not captured.
 * FIN ends its direction (after its bytes), RST ends both; a SYN with a new initial
   sequence number on a known key is port reuse: the old stream ends (``"reused"``) and a new
@@ -112,7 +113,17 @@ class TcpStats:
 
 
 class _Flow:
-    __slots__ = ("key", "next", "isn", "pending", "pending_bytes", "held_end", "peer", "ended")
+    __slots__ = (
+        "key",
+        "next",
+        "isn",
+        "pending",
+        "pending_bytes",
+        "held_end",
+        "held_since",
+        "peer",
+        "ended",
+    )
 
     def __init__(self, key: FlowKey) -> None:
         self.key = key
@@ -124,6 +135,8 @@ class _Flow:
         """Held segments ahead of ``next``, by sequence number."""
         self.pending_bytes = 0
         self.held_end = 0
+        self.held_since = 0.0
+        """Capture time since when bytes have been held behind the current hole."""
         """Sequence number just past the furthest held byte (meaningful while held)."""
         self.peer: _Flow | None = None
         self.ended = False
@@ -138,9 +151,20 @@ def _ahead(a: int, b: int) -> int:
 class TcpReassembler:
     """Turn TCP segments into ordered per-direction byte streams (see module docstring)."""
 
-    def __init__(self, *, max_buffer_per_flow: int = 8 << 20, max_flows: int = 10_000) -> None:
-        if max_flows < 1 or max_buffer_per_flow < 1:
-            raise ValueError("max_flows and max_buffer_per_flow must be positive")
+    def __init__(
+        self,
+        *,
+        max_buffer_per_flow: int = 8 << 20,
+        max_flows: int = 10_000,
+        max_hold: float = 30.0,
+    ) -> None:
+        """``max_hold``: seconds of capture time a hole may hold back later bytes before
+        it is declared lost (checked when more bytes arrive behind it). Far above any
+        retransmission timeout, so it only matters when the peer's ACKs are not captured.
+        """
+        if max_flows < 1 or max_buffer_per_flow < 1 or max_hold <= 0:
+            raise ValueError("max_flows, max_buffer_per_flow and max_hold must be positive")
+        self.max_hold = max_hold
         self.max_buffer_per_flow = max_buffer_per_flow
         self.max_flows = max_flows
         self.stats = TcpStats()
@@ -193,13 +217,21 @@ class TcpReassembler:
                 if st.pending:
                     self._drain(st, time, events)
             elif off < _HALF:
-                if st.pending and off < ((st.held_end - nxt) & _MASK):
+                if not st.pending:
+                    st.held_since = time
+                    st.pending[seq] = payload
+                    st.pending_bytes += size
+                    st.held_end = (seq + size) & _MASK
+                elif off < ((st.held_end - nxt) & _MASK):
                     self._hold_overlapping(st, off, payload)
                 else:
                     st.pending[seq] = payload
                     st.pending_bytes += size
                     st.held_end = (seq + size) & _MASK
-                if st.pending_bytes > self.max_buffer_per_flow:
+                if (
+                    st.pending_bytes > self.max_buffer_per_flow
+                    or time - st.held_since > self.max_hold
+                ):
                     self._fill_gaps(st, None, time, events)
             else:
                 behind = _WRAP - off
@@ -363,6 +395,8 @@ class TcpReassembler:
             nxt = (nxt + len(data)) & _MASK
         if not pending:
             st.pending_bytes = 0
+        elif chunks:
+            st.held_since = time  # a hole was filled; the next one starts waiting now
         if chunks:
             joined = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             stats.delivered_bytes += len(joined)

@@ -130,6 +130,15 @@ def test_buffer_bound_declares_the_hole_lost_and_delivers_what_was_held() -> Non
     ]
 
 
+def test_bytes_held_longer_than_max_hold_declare_the_hole_lost() -> None:
+    # One segment per second of capture time; the hole opens at t=1.
+    segments = [seg(0, b"a"), seg(11, b"x"), seg(12, b"y"), seg(13, b"z"), seg(14, b"!")]
+    events = run(segments, flush=False, max_hold=1.5)
+    assert shape(events) == [("start", False), b"a", ("gap", 10), b"xyz!"]
+    gap = next(e for e in events if isinstance(e, StreamGap))
+    assert gap.time == 3.0
+
+
 def test_late_copy_of_bytes_declared_lost_is_dropped() -> None:
     events = run(
         [seg(0, b"a"), seg(11, b"x" * 200), seg(1, b"LATE LATE."), seg(211, b"z")],
