@@ -112,7 +112,7 @@ def test_decoded_bodies_are_byte_exact(decoded: Any) -> None:
 
 def test_decoded_properties_and_headers_match_what_was_sent(decoded: Any) -> None:
     name, records, _ = decoded
-    by_sha = {}
+    by_sha: dict[str, dict[str, Any]] = {}
     for msg in manifest(name)["messages"]:
         by_sha.setdefault(msg["body_sha256"], msg)
     for o in records:
@@ -127,7 +127,7 @@ def test_decoded_properties_and_headers_match_what_was_sent(decoded: Any) -> Non
 def test_decoder_reports_each_connection_name_and_vhost(decoded: Any) -> None:
     name, records, _ = decoded
     m = manifest(name)
-    infos = {}
+    infos: dict[str, dict[str, Any]] = {}
     for r in records:
         if isinstance(r, ConnectionInfo):
             merged = infos.setdefault(r.connection, {})

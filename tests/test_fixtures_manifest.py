@@ -50,6 +50,15 @@ def test_counts_equal_the_observations_listed(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", FIXTURES)
+def test_every_message_starts_with_its_publish(name: str) -> None:
+    """All publishers are ours, so no delivery may lack its publish (for midstream:
+    none sent after the capture started)."""
+    for msg in manifest(name)["messages"]:
+        kinds = [o["kind"] for o in msg["observations"]]
+        assert kinds[0] == "publish" and kinds.count("publish") == 1, msg["id"]
+
+
+@pytest.mark.parametrize("name", FIXTURES)
 def test_small_bodies_match_their_hash_and_length(name: str) -> None:
     for msg in manifest(name)["messages"]:
         if "body_b64" in msg:

@@ -1,6 +1,7 @@
 """Regenerate every capture fixture in this folder from real traffic.
 
-Run as root (tcpdump): ``.venv/bin/python tests/captures/make_captures.py [name ...]``.
+Run as root (tcpdump):
+``.venv/bin/python tests/captures/make_captures.py [--out DIR] [name ...]``.
 
 For each fixture: a fresh vhost, ``tcpdump -U -s 0`` on ``lo`` (or ``any``), real
 clients (pika, or the oslo.messaging service in ``tests/oslo_service``), SIGINT to
@@ -30,12 +31,15 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pika
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
+OUT = HERE
+"""Where fixtures are written; ``--out DIR`` changes it (to try the script without
+touching the committed files)."""
 HOST = "127.0.0.1"
 PORT = 5672
 SMALL_BODY = 4096
@@ -316,9 +320,9 @@ def file_facts(path: Path) -> dict[str, Any]:
     magic = data[:4]
     if magic == b"\x0a\x0d\x0d\x0a":
         fmt = "pcapng"
-        shb_len = int.from_bytes(data[4:8], "little" if data[8:12] == b"\x4d\x3c\x2b\x1a"
-                                 else "big")
-        order = "little" if data[8:12] == b"\x4d\x3c\x2b\x1a" else "big"
+        order: Literal["little", "big"] = (
+            "little" if data[8:12] == b"\x4d\x3c\x2b\x1a" else "big")
+        shb_len = int.from_bytes(data[4:8], order)
         linktype = int.from_bytes(data[shb_len + 8:shb_len + 10], order)
     else:
         fmt = "pcap"
@@ -349,7 +353,7 @@ def write_manifest(name: str, path: Path, recorder_events: list[Any],
         "messages": messages,
         **extra,
     }
-    (HERE / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    (OUT / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
     print(f"{path.name}: {manifest['fixture']['size']} bytes, {manifest['counts']}")
 
 
@@ -366,7 +370,7 @@ def record(name: str, out_name: str, vhost: str, iface: str,
     rec = Recorder(tap_mod.TapEvent, tap_mod.TapConnection)
     tap = tap_mod.Tap()  # for scenarios that also use py-amqp
     fresh_vhost(vhost)
-    raw = HERE / f".{name}.raw.pcap"
+    raw = OUT / f".{name}.raw.pcap"
     dump = Tcpdump(iface, raw)
     tap.install()
     dump.start()
@@ -379,7 +383,7 @@ def record(name: str, out_name: str, vhost: str, iface: str,
         c.user = "guest"
     rec.events.extend(tap.events)
     rec.connections.extend(tap.connections)
-    out = HERE / out_name
+    out = OUT / out_name
     filtered = raw.with_suffix(".kept.pcap")
     keep_ports(raw, filtered, [c.local_port for c in rec.connections])
     if pcapng:
@@ -464,9 +468,12 @@ def scenario_basic(rec: Recorder) -> None:
     setup.queue_declare("fx.q.poll")
     ch1, ch2, ch3 = pub.channel(), pub.channel(), pub.channel()
     returns: list[Any] = []
-    ch3.add_on_return_callback(
-        lambda ch, method, props, body: (rec.returned(ch, method, props, body),
-                                         returns.append(1)))
+
+    def on_return(ch: Any, method: Any, props: Any, body: bytes) -> None:
+        rec.returned(ch, method, props, body)
+        returns.append(1)
+
+    ch3.add_on_return_callback(on_return)
     keys = ["orders.created", "orders.updated", "audit.login", "orders.cancelled",
             "audit.logout", "billing.invoice"]
     for i, key in enumerate(keys):
@@ -546,7 +553,8 @@ def scenario_split(rec: Recorder) -> None:
 
         consumer = conn.channel()
         consumer.basic_consume(queue, on_message)
-        pump(conn, lambda sizes=sizes, seen=seen: len(seen) == len(sizes), "split deliveries")
+        wanted = len(sizes)
+        pump(conn, lambda: len(seen) == wanted, "split deliveries")  # noqa: B023
         conn.close()
 
 
@@ -600,7 +608,7 @@ def make_midstream() -> None:
 
     burst(4, 0)
     before = list(rec.events)
-    raw = HERE / f".{name}.raw.pcap"
+    raw = OUT / f".{name}.raw.pcap"
     dump = Tcpdump("lo", raw)
     dump.start()
     try:
@@ -608,7 +616,7 @@ def make_midstream() -> None:
     finally:
         dump.stop()
     conn.close()
-    out = HERE / "midstream.pcap"
+    out = OUT / "midstream.pcap"
     keep_ports(raw, out, [c.local_port for c in rec.connections])
     raw.unlink()
     drop_vhost(vhost)
@@ -633,7 +641,7 @@ def make_oslo() -> None:
     fresh_vhost(vhost)
     tap = tap_mod.Tap()
     tap.install()
-    raw = HERE / f".{name}.raw.pcap"
+    raw = OUT / f".{name}.raw.pcap"
     dump = Tcpdump("lo", raw)
     dump.start()
     try:
@@ -641,7 +649,7 @@ def make_oslo() -> None:
     finally:
         dump.stop()
         tap.uninstall()
-    out = HERE / "oslo_rpc.pcap"
+    out = OUT / "oslo_rpc.pcap"
     keep_ports(raw, out, [c.local_port for c in tap.connections])
     raw.unlink()
     drop_vhost(vhost)
@@ -680,7 +688,12 @@ def main(argv: list[str]) -> int:
     if os.geteuid() != 0:
         print("make_captures.py needs root for tcpdump", file=sys.stderr)
         return 2
+    global OUT
     warnings.simplefilter("ignore")
+    if argv[:1] == ["--out"]:
+        OUT = Path(argv[1]).resolve()
+        OUT.mkdir(parents=True, exist_ok=True)
+        argv = argv[2:]
     for name in argv or list(FIXTURES):
         FIXTURES[name]()
     return 0

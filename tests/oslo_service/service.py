@@ -278,7 +278,7 @@ def run_traffic(url: str, seed: int = 20261124) -> dict[str, Any]:
 
     try:
         for i in range(PLAN["ping"]):
-            args = {"payload": f"ping-{i}-{gen.rng.randint(0, 9999)}"}
+            args: dict[str, Any] = {"payload": f"ping-{i}-{gen.rng.randint(0, 9999)}"}
             result = client.call(ctxt(), "ping", **args)
             record("call", "ping", "1.0", args, result=result)
         n = 0

@@ -94,11 +94,14 @@ class Tap:
 
         def publish(self: Any, msg: Any, exchange: str = "", routing_key: str = "",
                     mandatory: bool = False, *args: Any, **kwargs: Any) -> Any:
+            # Stamp before sending: a consumer thread may see the delivery before
+            # this call returns, and the manifest orders events by time.
+            sent_at = time.time()
             result = saved["publish"](self, msg, exchange, routing_key, mandatory,
                                       *args, **kwargs)
             props, headers = _split_properties(msg)
             tap._add(TapEvent(
-                time=time.time(), kind="publish", connection=key(self),
+                time=sent_at, kind="publish", connection=key(self),
                 channel=self.channel_id, exchange=exchange, routing_key=routing_key,
                 properties=props, headers=headers, body=_body_bytes(msg),
                 vhost=self.connection.virtual_host, mandatory=bool(mandatory),
