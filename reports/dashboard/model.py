@@ -343,7 +343,7 @@ def send_hint(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
             out.append(("routing key", ", ".join(keys) or topic))
         if "fanout" in styles:
             out.append(("fanout exchange", f"{topic}_fanout (routing key ignored)"))
-        body = {"method": entry.get("method"), "args": {}}
+        body: dict[str, Any] = {"method": entry.get("method"), "args": {}}
         if entry.get("version"):
             body["version"] = entry["version"]
         if entry.get("namespace"):
