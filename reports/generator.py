@@ -122,7 +122,9 @@ def _clean(node: Schema, name: str, suffix: str, ref: RefTarget, enum_name: str,
         out["contentMediaType"] = "application/json"
         out["contentSchema"] = _clean(node["x-busdoc-content-schema"], name + "Content",
                                       suffix, ref, enum_name + "Content")
-    if "enum" in node:
+    if "enum" in node or "const" in node:
+        # generators turn a const into a one-value enum: name it, or 2.7 and 2.8 of an
+        # object would share one NovaObjectVersion enum
         out["title"] = enum_name
     elif "object" in types and "properties" in node:
         out["title"] = (title or name) + suffix
@@ -141,6 +143,9 @@ def _clean_property(prop: str, sub: Schema, name: str, suffix: str, ref: RefTarg
     if prop.endswith("_object.data"):
         # a versioned object's fields: Volume's status enum is VolumeStatus
         return _clean(sub, name, suffix, ref, enum_name, title=name + "Data")
+    if "_object." in prop:  # nova_object.version of Volume: VolumeObjectVersion
+        word = "Object" + pascal(prop.split("_object.", 1)[1])
+        return _clean(sub, name + word, suffix, ref, enum_name + word)
     return _clean(sub, name + pascal(prop), suffix, ref, enum_name + pascal(prop))
 
 
@@ -171,10 +176,11 @@ def _description(node: Schema) -> str:
 
 
 def enum_titles(schema: Any, found: dict[str, set[tuple[Any, ...]]]) -> None:
-    """Collect, per enum title, every distinct value list using it (to find clashes)."""
+    """Collect, per enum (or const) title, every distinct value list using it (clashes)."""
     if isinstance(schema, Mapping):
-        if "enum" in schema and "title" in schema:
-            found.setdefault(schema["title"], set()).add(tuple(map(repr, schema["enum"])))
+        if "title" in schema and ("enum" in schema or "const" in schema):
+            values = schema["enum"] if "enum" in schema else [schema["const"]]
+            found.setdefault(schema["title"], set()).add(tuple(map(repr, values)))
         for value in schema.values():
             enum_titles(value, found)
     elif isinstance(schema, list):
@@ -186,7 +192,7 @@ def retitle_enums(schema: Any, clashing: set[str], suffix: str) -> Any:
     """Give clashing enum titles the owner's version suffix (``InstanceVmState_2_8``)."""
     if isinstance(schema, Mapping):
         out = {k: retitle_enums(v, clashing, suffix) for k, v in schema.items()}
-        if "enum" in out and out.get("title") in clashing and suffix:
+        if ("enum" in out or "const" in out) and out.get("title") in clashing and suffix:
             out["title"] = out["title"] + suffix
         return out
     if isinstance(schema, list):

@@ -10,9 +10,13 @@ Layout (``-o DIRECTORY``)::
     other/<protocol>/<identity>.schema.json         Celery and plain JSON bodies
     index.json                                      entry key → files
 
-Each file has an ``$id`` under ``BASE_URI`` mirroring its path, and reaches shared objects
-by a relative ``$ref`` (``../../objects/Instance@2.8.schema.json``), so the tree resolves
-both from disk (a generator given the files) and through a ``$id`` registry.
+Each file reaches shared objects by a relative ``$ref``
+(``../../objects/Instance@2.8.schema.json``) and its ``$id`` is its own file name, a
+relative URI resolved against wherever the file is read from (2020-12 §8.2.1): on disk,
+or served under ``BASE_URI`` (``index.json`` says so). An absolute ``$id`` looked cleaner but
+made quicktype see a file given on its command line and the same file reached by ``$ref``
+as two types (``Instance2_8`` and ``InstanceClass``); with the relative one each versioned
+object is one class.
 """
 
 from __future__ import annotations
@@ -91,7 +95,7 @@ def _ref_from(path: str) -> Any:
 
 
 def _document(path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    return {"$schema": DIALECT, "$id": BASE_URI + path, **body}
+    return {"$schema": DIALECT, "$id": posixpath.basename(path), **body}
 
 
 def _find_definitions(catalog: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -79,7 +79,7 @@ def envelope_schema(message_ref: str, title: str) -> dict[str, Any]:
         "description": ENVELOPE_PROSE,
         "type": "object",
         "properties": {
-            "oslo.version": {"const": OSLO_VERSION},
+            "oslo.version": {"title": "OsloVersion", "const": OSLO_VERSION},
             "oslo.message": {
                 "type": "string",
                 "description": "The message, serialised as JSON text.",

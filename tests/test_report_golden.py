@@ -19,6 +19,7 @@ from referencing import Registry, Resource
 from report_samples import CAPTURES, GOLDEN, capture_catalog
 
 from busdoc.reports import FORMATS, render_files
+from busdoc.reports.json_schema import BASE_URI
 
 CAPTURE_NAMES = ["oslo_rpc.pcap", "pika_basic.pcap"]
 """oslo_rpc is the real oslo.messaging service; pika_basic plain JSON and binary bodies."""
@@ -70,10 +71,10 @@ def test_schema_files_of_a_capture_are_valid_and_resolve(name, tmp_path):
             if path.endswith(".schema.json")}
     assert docs
     registry = Registry().with_resources(
-        (d["$id"], Resource.from_contents(d)) for d in docs.values())
-    for doc in docs.values():
+        (BASE_URI + p, Resource.from_contents(d)) for p, d in docs.items())
+    for path, doc in docs.items():
         Draft202012Validator.check_schema(doc)
-        resolver = registry.resolver(base_uri=doc["$id"])
+        resolver = registry.resolver(base_uri=BASE_URI + path)
         stack = [doc]
         while stack:
             node = stack.pop()
