@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-MODULES: tuple[str, ...] = ("live", "dashboard")
+MODULES: tuple[str, ...] = ("live", "dashboard", "contract")
 
 
 def register_all(app: typer.Typer, capture_app: typer.Typer) -> None:
