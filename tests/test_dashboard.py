@@ -224,15 +224,25 @@ async def test_uninferred_store_points_to_infer(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def live_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield str(tmp_path / "live.db")
+        return
+    from brokerutil import temp_postgres_db
+
+    with temp_postgres_db() as url:
+        yield url
+
+
 @aio
-async def test_watch_infers_messages_a_capture_writes_while_it_runs(tmp_path: Path) -> None:
-    db = str(tmp_path / "live.db")
-    dashboard_store = open_store(db)
+async def test_watch_infers_messages_a_capture_writes_while_it_runs(live_db: str) -> None:
+    dashboard_store = open_store(live_db)
     app = DashboardApp(dashboard_store, watch=True, interval=0.05)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert not app.rows
-        agent_store = open_store(db)  # a capture agent, its own connection
+        agent_store = open_store(live_db)  # a capture agent, its own connection
         import_captures(agent_store, [str(CAPTURE)], redactor=Redactor())
         agent_store.close()
         for _ in range(200):
