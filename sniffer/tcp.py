@@ -8,7 +8,7 @@ Rules (RFC 9293 sequence space, as a passive observer sees it):
 * A direction is keyed by ``(src, sport, dst, dport)``. Its first segment emits
   ``StreamStart``; ``syn`` is True when that was a SYN or SYN-ACK, so we know who opened the
   connection. Without a SYN (capture started mid-connection) the stream starts at the
-  first segment's sequence number.
+  first byte of data seen (pure ACKs, keep-alive probes among them, do not anchor it).
 * Sequence numbers are 32-bit and wrap: every comparison is ``(a - b) & 0xFFFFFFFF`` read
   as a signed 32-bit distance.
 * In order (the fast path): one dict lookup, one comparison, one ``StreamData``.
@@ -205,10 +205,13 @@ class TcpReassembler:
         if flags & SYN:
             seq = (seq + 1) & _MASK
         nxt = st.next
-        if nxt is None:
+        if nxt is None and (size or flags & SYN):
+            # Without a SYN, anchor on the first byte of data, not on a pure ACK: a
+            # keep-alive probe carries seq - 1 and would fake a one-byte hole.
             st.next = nxt = seq
 
         if size:
+            assert nxt is not None
             off = (seq - nxt) & _MASK
             if off == 0:
                 events.append(_new(StreamData, (key, payload, time)))
@@ -252,7 +255,8 @@ class TcpReassembler:
                 self._fill_gaps(peer, seg.ack, time, events)
 
         if flags & FIN:
-            self._fill_gaps(st, None, time, events)
+            if st.pending:
+                self._fill_gaps(st, None, time, events)
             fin_at = (seq + size) & _MASK
             if st.next is not None:
                 lost = _ahead(fin_at, st.next)

@@ -70,6 +70,19 @@ def test_syn_less_start_begins_at_the_first_segment_seen() -> None:
     assert shape(events) == [("start", False), b"mid-stream", ("end", "eof")]
 
 
+def test_syn_less_start_is_anchored_by_data_not_by_a_keepalive_probe() -> None:
+    # Linux keep-alive: no payload, seq one below the next byte to send.
+    events = run(
+        [seg(4999, flags=ACK), seg(5000, b"data"), seg(777, flags=ACK, ack=5004, flow=SERVER)]
+    )
+    assert shape(events) == [("start", False), b"data", ("end", "eof")]
+
+
+def test_syn_less_direction_ending_before_any_data_has_no_gap() -> None:
+    events = run([seg(10, flags=ACK), seg(10, flags=FIN | ACK)])
+    assert shape(events) == [("start", False), ("end", "fin")]
+
+
 def test_out_of_order_segments_are_held_and_delivered_in_order() -> None:
     events = run(
         [seg(0, flags=SYN), seg(11, b"C"), seg(6, b"BBBBB"), seg(1, b"AAAAA")], flush=False
