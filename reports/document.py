@@ -60,7 +60,15 @@ class Code:
     text: str
 
 
-Block = Heading | Para | Table | Bullets | Code
+@dataclass(frozen=True, slots=True)
+class Diagram:
+    """Who calls whom: (sender, receiver, label) edges, and the same graph in Mermaid."""
+
+    edges: tuple[tuple[str, str, str], ...]
+    mermaid: str
+
+
+Block = Heading | Para | Table | Bullets | Code | Diagram
 
 
 @dataclass
@@ -272,9 +280,9 @@ def _wire_section(service: str, by_kind: Mapping[str, list[Entry]],
         out.append(Table(("key", "meaning"),
                          tuple((f"`{k}`", m) for k, m in wire.NOTIFICATION_KEYS)))
     diagram = _diagram(rpcs, notes)
-    if diagram:
+    if diagram is not None:
         out.append(Para(f"**Who calls whom** on `{service}` (connection names, program part):"))
-        out.append(Code("mermaid", diagram))
+        out.append(diagram)
     return out
 
 
@@ -284,7 +292,7 @@ def _node(name: str, ids: dict[str, str]) -> str:
     return ids[name]
 
 
-def _diagram(rpcs: list[Entry], notes: list[Entry]) -> str:
+def _diagram(rpcs: list[Entry], notes: list[Entry]) -> Diagram | None:
     edges: dict[tuple[str, str], set[str]] = defaultdict(set)
     for entry in [*rpcs, *notes]:
         label = entry.get("method") or entry.get("event_type") or "?"
@@ -295,17 +303,19 @@ def _diagram(rpcs: list[Entry], notes: list[Entry]) -> str:
             for r in receivers:
                 edges[(s, r)].add(label)
     if not edges:
-        return ""
+        return None
     ids: dict[str, str] = {}
     lines = ["graph LR"]
     for name in sorted({n for edge in edges for n in edge}):
         lines.append(f'  {_node(name, ids)}["{_mermaid_text(name)}"]')
+    labelled: list[tuple[str, str, str]] = []
     for (s, r), labels in sorted(edges.items()):
         text = ", ".join(sorted(labels))
         if len(text) > 80:
             text = f"{len(labels)} methods"
+        labelled.append((s, r, text))
         lines.append(f'  {ids[s]} -->|"{_mermaid_text(text)}"| {ids[r]}')
-    return "\n".join(lines)
+    return Diagram(tuple(labelled), "\n".join(lines))
 
 
 def _mermaid_text(text: str) -> str:

@@ -5,7 +5,8 @@ mail attachment or an air-gapped wiki. Every section is a ``<details>`` element 
 with no script, and a print stylesheet opens them all), and a search box hides the method,
 event and object sections whose text does not contain every typed word. The query is also
 read from the URL fragment (``interface.html#q=build``), so a link can carry a search.
-Mermaid diagrams are shown as their source: rendering them would need mermaid.js.
+Who-calls-whom diagrams are drawn as inline SVG (senders left, receivers right), since
+rendering Mermaid would need mermaid.js; the Mermaid source sits below each drawing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from busdoc.reports.document import Block, Bullets, Code, Heading, Para, Table, build_document
+from busdoc.reports.document import (
+    Block,
+    Bullets,
+    Code,
+    Diagram,
+    Heading,
+    Para,
+    Table,
+    build_document,
+)
 
 _CSS = """
 :root { --fg: #1d2329; --muted: #5b6670; --line: #d5dbe1; --bg2: #f4f6f8; --accent: #0b5cad; }
@@ -129,6 +139,52 @@ def _bullets(items: tuple[tuple[int, str], ...]) -> str:
     return "".join(out)
 
 
+def _svg(diagram: Diagram) -> str:
+    """A two-column drawing, senders joined to receivers by numbered edges, and their table."""
+    left = sorted({s for s, _r, _l in diagram.edges})
+    right = sorted({r for _s, r, _l in diagram.edges})
+    box_w = max(len(n) for n in left + right) * 8 + 24
+    row, gap = 44, 240
+    width = 2 * box_w + gap + 20
+    height = max(len(left), len(right)) * row + 20
+    ys = {("l", n): 10 + i * row for i, n in enumerate(left)}
+    ys.update({("r", n): 10 + i * row for i, n in enumerate(right)})
+    xr = 10 + box_w + gap
+    out = [f'<svg class="calls" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+           f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           'aria-label="who calls whom">',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+           'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+           'fill="#0b5cad"/></marker></defs>']
+    for side, names, x in (("l", left, 10), ("r", right, xr)):
+        for n in names:
+            y = ys[(side, n)]
+            out.append(f'<rect x="{x}" y="{y}" width="{box_w}" height="30" rx="4" '
+                       'fill="#f4f6f8" stroke="#5b6670"/>'
+                       f'<text x="{x + box_w / 2}" y="{y + 20}" text-anchor="middle" '
+                       f'font-size="13">{html.escape(n)}</text>')
+    n = len(diagram.edges)
+    for k, (s, r, _label) in enumerate(diagram.edges):
+        y1, y2 = ys[("l", s)] + 15, ys[("r", r)] + 15
+        x1, x2 = 10 + box_w, xr
+        # a numbered marker per edge, spread along the lines so crossings stay readable;
+        # the labels themselves go in the table under the drawing
+        t = 0.5 if n == 1 else 0.3 + 0.4 * k / (n - 1)
+        cx, cy = x1 + t * (x2 - x1), y1 + t * (y2 - y1)
+        out.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#0b5cad" '
+                   'marker-end="url(#arrow)"/>'
+                   f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="9" fill="#fff" stroke="#0b5cad"/>'
+                   f'<text x="{cx:.0f}" y="{cy + 4:.0f}" text-anchor="middle" '
+                   f'font-size="11">{k + 1}</text>')
+    out.append("</svg>")
+    rows = "".join(f"<tr><td>{k + 1}</td><td>{html.escape(s)}</td><td>{html.escape(r)}</td>"
+                   f"<td>{html.escape(label)}</td></tr>"
+                   for k, (s, r, label) in enumerate(diagram.edges))
+    out.append("<table><thead><tr><th>#</th><th>sender</th><th>receiver</th><th>methods and "
+               f"events</th></tr></thead><tbody>{rows}</tbody></table>")
+    return "".join(out)
+
+
 def render_blocks(blocks: list[Block], title: str) -> str:
     body: list[str] = []
     open_levels: list[int] = []
@@ -161,6 +217,10 @@ def render_blocks(blocks: list[Block], title: str) -> str:
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(block, Bullets):
             body.append(_bullets(block.items))
+        elif isinstance(block, Diagram):
+            body.append(_svg(block))
+            body.append('<details class="source"><summary>Mermaid source</summary>'
+                        f"<pre><code>{html.escape(block.mermaid)}</code></pre></details>")
         elif isinstance(block, Code):
             cls = f' class="language-{html.escape(block.lang)}"' if block.lang else ""
             body.append(f"<pre><code{cls}>{html.escape(block.text)}</code></pre>")

@@ -16,6 +16,7 @@ from busdoc.reports.document import (
     Block,
     Bullets,
     Code,
+    Diagram,
     Heading,
     Para,
     Table,
@@ -54,6 +55,8 @@ def render_blocks(blocks: list[Block]) -> str:
             out.append("")
         elif isinstance(block, Code):
             out += ["```" + block.lang, block.text, "```", ""]
+        elif isinstance(block, Diagram):
+            out += ["```mermaid", block.mermaid, "```", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -106,3 +106,13 @@ def test_html_says_what_markdown_says():
 def test_inline_markup_is_escaped_then_linked():
     assert _inline("**a** `<b>` [x](#y) <i>") == (
         '<strong>a</strong> <code>&lt;b&gt;</code> <a href="#y">x</a> &lt;i&gt;')
+
+
+def test_who_calls_whom_is_drawn_inline_with_its_table():
+    page = render_html(oslo_catalog())
+    svg = re.search(r'<svg class="calls".*?</svg>', page, re.S)
+    assert svg is not None
+    assert svg.group(0).count("<line ") == 2
+    assert "<td>nova-conductor</td><td>(compute consumers)</td>" \
+           "<td>attach_volume, detach_volume, reboot, refresh_cache</td>" in page
+    assert "<summary>Mermaid source</summary>" in page
