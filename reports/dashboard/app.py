@@ -27,12 +27,19 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import get_current_worker
 
 from busdoc.errors import BusdocError
 from busdoc.reports.dashboard import model
 from busdoc.storage.store import Store
 
 WATCH_INTERVAL = 2.0
+PROGRESS_EVERY = 5_000
+
+
+class _Abandoned(Exception):
+    """Raised inside an infer pass to stop it (the app is quitting)."""
+
 DARK, LIGHT = "textual-dark", "textual-light"
 
 EMPTY_STORE = """\
@@ -56,6 +63,13 @@ Run
 
 (or busdoc dashboard --watch, which infers new messages as they arrive).
 """
+
+WATCH_INFERRING = """\
+{store} holds messages, but no catalog yet: inferring them now
+(the status line counts the messages read; the table appears when the pass ends).
+"""
+
+WATCH_EMPTY = "\nWatching: messages are inferred as a capture stores them.\n"
 
 COLUMNS = (("service", "Service"), ("topic", "Topic"), ("name", "Name"), ("styles", "Kind"),
            ("count", "Count"), ("rate", "Rate"), ("errors", "Err"), ("last", "Last"))
@@ -308,12 +322,28 @@ class DashboardApp(App[None]):
             self.run_worker(self._refresh_catalog, thread=True, group="infer", exclusive=True)
 
     def _refresh_catalog(self) -> None:
+        worker = get_current_worker()
+
+        def progress(n: int) -> None:
+            # A pass over a big backlog takes a while: stop it when the app quits (the
+            # executor thread would otherwise hold the exit), and say how far it got.
+            if worker.is_cancelled:
+                raise _Abandoned
+            if n % PROGRESS_EVERY == 0:
+                self.call_from_thread(self._set_note, f"inferring: {n:,} new messages read")
+
         try:
-            snap = model.refresh_snapshot(self.store)
+            snap = model.refresh_snapshot(self.store, on_message=progress)
+        except _Abandoned:
+            return
         except BusdocError as e:
             self.call_from_thread(self._show_error, str(e))
             return
         self.call_from_thread(self._show_snapshot, snap)
+
+    def _set_note(self, note: str) -> None:
+        self.note = note
+        self._update_status()
 
     def _show_error(self, message: str) -> None:
         self.note = f"error: {message}"
@@ -329,10 +359,11 @@ class DashboardApp(App[None]):
         message = self.query_one("#message", Static)
         table = self.query_one("#entries", DataTable)
         if snap.catalog is None or not snap.catalog.get("entries"):
-            text = (NOT_INFERRED if snap.has_messages else EMPTY_STORE).format(
-                store=self.store.url_for_display)
             if self.watching:
-                text += "\nWatching: new messages are inferred every few seconds."
+                text = (WATCH_INFERRING if snap.has_messages else EMPTY_STORE + WATCH_EMPTY)
+            else:
+                text = NOT_INFERRED if snap.has_messages else EMPTY_STORE
+            text = text.format(store=self.store.url_for_display)
             message.update(text)
             message.add_class("active")
             table.display = False

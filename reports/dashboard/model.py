@@ -13,7 +13,7 @@ a capture from last week reads the same today, and snapshots stay byte-stable.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -435,11 +435,17 @@ def load_snapshot(store: Store) -> Snapshot:
                     has_messages=bool(catalog.get("stats", {}).get("messages")))
 
 
-def refresh_snapshot(store: Store) -> Snapshot:
-    """Fold messages stored since the last infer into the catalog (``--watch``)."""
+def refresh_snapshot(
+    store: Store, on_message: Callable[[int], None] | None = None
+) -> Snapshot:
+    """Fold messages stored since the last infer into the catalog (``--watch``).
+
+    ``on_message(n)`` runs after each message read; raising from it abandons the pass
+    before anything is saved, so the persisted catalog stays the last complete one.
+    """
     from busdoc.inference.incremental import LAST_ID_KEY, update_catalog
 
-    catalog = update_catalog(store).to_json()
+    catalog = update_catalog(store, on_message=on_message).to_json()
     last_id = int(store.get_state(LAST_ID_KEY) or b"0")
     return Snapshot(catalog=catalog, last_message_id=last_id,
                     has_messages=bool(catalog.get("stats", {}).get("messages")))
