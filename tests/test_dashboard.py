@@ -200,6 +200,20 @@ async def test_q_quits_from_the_table_and_from_a_page(rpc_store: Store) -> None:
 
 
 @aio
+async def test_d_switches_between_dark_and_light_themes(rpc_store: Store) -> None:
+    app = DashboardApp(rpc_store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.theme == "textual-dark"
+        await pilot.press("d")
+        assert app.theme == "textual-light"
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("d")  # the page has the key too
+        assert app.theme == "textual-dark"
+
+
+@aio
 async def test_empty_store_says_what_to_run_first(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "empty.db"))
     app = DashboardApp(store)
@@ -285,6 +299,19 @@ def test_snapshot_entry_page_with_samples(capture_store: Store, snap_compare) ->
 
     assert snap_compare(DashboardApp(capture_store), terminal_size=(80, 24),
                         run_before=run_before)
+
+
+def test_snapshot_rpc_method_page(rpc_store: Store, snap_compare) -> None:  # noqa: ANN001
+    """Arguments with evidence, reply schema, failures, latency and versions of a call."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await settle(pilot)
+        app = pilot.app
+        assert isinstance(app, DashboardApp)
+        await pilot.press(*["down"] * table_names(app).index("build_instance@6.0"), "enter")
+        await settle(pilot)
+
+    assert snap_compare(DashboardApp(rpc_store), terminal_size=(100, 72), run_before=run_before)
 
 
 # -- the installed command ---------------------------------------------------------------
