@@ -118,7 +118,7 @@ def open_store(target: str | None = None, *, create: bool = True) -> Store:
 def _mask(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         # Not parseable: still never echo what could be a password.
         head, sep, tail = url.partition("://")
         return f"{head}{sep}{tail.rsplit('@', 1)[-1]}" if "@" in tail else url
@@ -128,7 +128,7 @@ def _url_engine(url: str) -> Engine:
     display = _mask(url)
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise StoreError(f"not a database URL: {display}") from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
