@@ -13,7 +13,7 @@ at every depth and written back re-encoded.
 The default rules are substrings: ``password``, ``passwd``, ``secret``, ``token``
 (which covers oslo's ``_context_auth_token`` and ``_context_auth_token_info``),
 ``credential``, ``private_key``, ``key_data``, ``api_key``/``apikey``/``api-key``,
-``authorization``.
+``authorization``, and ``pass`` as a word of its own (``new_pass``, ``adminPass``).
 There is deliberately no rule on a bare ``key``: ``routing_key``, ``keypair_name``,
 ``key_name``, ``public_key`` and ``os-keypair`` fields stay visible. ``token`` does catch
 a few innocent names (``max_tokens``); a false positive costs one documented field,
@@ -49,6 +49,15 @@ from busdoc.storage.records import Redaction
 
 REDACTED = "<redacted>"
 
+_PASS = r"(?<![a-z])pass(?![a-z])"
+"""``pass`` as a word of its own (``new_pass``, ``pass``, ``admin-pass``), not ``passive``,
+``bypass`` or ``compass``: Nova's ``changePassword`` action sends ``new_pass``."""
+_CAMEL_PASS = r"(?-i:[a-z]Pass(?![a-z]))"
+"""``adminPass``, ``newPass``: Nova's server create and rebuild use camelCase."""
+_PRECHECK_HINTS = {_PASS: "pass", _CAMEL_PASS: "pass"}
+"""Literals that every match of a non-literal default rule contains: the raw-bytes
+pre-check looks for them instead of running the regex over every body."""
+
 DEFAULT_RULES: tuple[str, ...] = (
     "password",
     "passwd",
@@ -61,6 +70,8 @@ DEFAULT_RULES: tuple[str, ...] = (
     "apikey",
     "api-key",
     "authorization",
+    _PASS,
+    _CAMEL_PASS,
 )
 
 _LITERAL = re.compile(r"[A-Za-z0-9_\-. ]+")
@@ -132,10 +143,18 @@ class Redactor:
         self._dominant = 1 << 62
         # A publish and its deliveries carry the same body: redact it once.
         self._body_cache: dict[tuple[bytes, str | None], tuple[bytes, tuple[Redaction, ...]]] = {}
-        literals = _precheck_literals(r.lower() for r in self.rules if _LITERAL.fullmatch(r))
+        literals = _precheck_literals(
+            _PRECHECK_HINTS.get(r, r).lower()
+            for r in self.rules
+            if _LITERAL.fullmatch(r) or r in _PRECHECK_HINTS
+        )
         self._literals_b = tuple(lit.encode() for lit in literals)
         self._literals_s = tuple(literals)
-        patterns = [_unanchor(r) for r in self.rules if not _LITERAL.fullmatch(r)]
+        patterns = [
+            _unanchor(r)
+            for r in self.rules
+            if not _LITERAL.fullmatch(r) and r not in _PRECHECK_HINTS
+        ]
         self._pattern_b = (
             re.compile("|".join(f"(?:{p})" for p in patterns).encode(), re.IGNORECASE)
             if patterns
