@@ -5,7 +5,8 @@ their identity without the version (``rpc:nova/compute//ping``, ``object:nova/In
 a notification's or other entry's key), then their schemas are compared field by field:
 objects by ``properties``/``required``, arrays by ``items`` (path ``x[]``), maps by
 ``additionalProperties`` (path ``x.*``), ``$ref`` resolved in the document's ``$defs``. An
-rpc entry's reply ``result`` is compared too (paths under ``reply:``).
+rpc entry's reply ``result`` is compared too (paths under ``reply:``), and so is the
+request context of each control exchange (entry ``context:<exchange>``).
 
 Who breaks
 ----------
@@ -153,6 +154,11 @@ def identity_of(entry: Mapping[str, Any]) -> tuple[str, str | None]:
 
 def _sides(catalog: Mapping[str, Any]) -> dict[str, dict[str | None, _Side]]:
     out: dict[str, dict[str | None, _Side]] = {}
+    for exchange, schema in sorted((catalog.get("contexts") or {}).items()):
+        # the oslo request context of an exchange: an open object like any payload
+        ident = f"context:{exchange}"
+        out[ident] = {None: _Side({"kind": "context", "key": ident, "schema": schema},
+                                  ident, None)}
     for entry in catalog.get("entries", []):
         ident, version = identity_of(entry)
         out.setdefault(ident, {})[version] = _Side(entry, ident, version,

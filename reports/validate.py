@@ -215,8 +215,8 @@ def validate_messages(catalog: Mapping[str, Any],
             failure = body.get("failure")
             if failure is not None:
                 exc, _module, text = parse_failure(failure)
-                known = {f.get("exception") for f in reply.get("failures") or []}
-                if exc not in known:
+                raised = {f.get("exception") for f in reply.get("failures") or []}
+                if exc not in raised:
                     report.add(label, "new_failure", "reply:", mid, f"{exc}: {text or ''}"[:120])
             elif reply.get("schema") and "result" in body and body.get("result") is not None:
                 _Walk(report, label, mid, reply["schema"]).value(

@@ -222,3 +222,24 @@ def test_cli_bad_input_is_one_line_and_exit_2(stores: dict[str, Any], tmp_path: 
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_request_context_changes_are_reported_under_their_exchange(
+        stores: dict[str, Any]) -> None:
+    new = copy.deepcopy(stores["v1"])
+    ctx = new["contexts"]["nova"]
+    ctx["properties"]["is_admin"]["type"] = ["boolean", "null"]
+    ctx["properties"]["tenant"] = {"type": "string"}
+    assert facts(stores["v1"], new) == [
+        ("context:nova", "type_widened", "is_admin", "compatible", "breaking", None, None,
+         False),
+        ("context:nova", "field_added", "tenant", "compatible", "compatible", None, None,
+         False),
+    ]
+
+
+def test_diff_help_explains_the_labels() -> None:
+    result = run("diff", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "labelled for senders" in text and "without a version bump" in text

@@ -185,3 +185,28 @@ def test_cli_missing_input_is_one_line_and_exit_2(world: dict[str, Any], tmp_pat
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "nope" in lines[0], result.stderr
+
+
+def test_validate_help_explains_closed_sets() -> None:
+    result = run("validate", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "x-busdoc-closed" in text and "--catalog" in text
+
+
+@pytest.mark.postgres
+def test_cli_checks_traffic_stored_in_postgresql(world: dict[str, Any]) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from brokerutil import temp_postgres_db
+
+    with temp_postgres_db() as url:
+        store = open_store(url)
+        try:
+            import_captures(store, [str(CAPTURES / APIS["bad"])], redactor=Redactor())
+        finally:
+            store.close()
+        result = run("validate", "--catalog", str(world["catalog_json"]), "--db", url,
+                     "--format", "json")
+    assert result.returncode == 1, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["violations"] == 4 and doc["checked"] == 14
