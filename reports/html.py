@@ -214,7 +214,9 @@ def render_blocks(blocks: list[Block], title: str) -> str:
             head = "".join(f"<th>{_inline(h)}</th>" for h in block.head)
             rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
                            for row in block.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            # key/value tables have blank headings (Markdown needs a header row, HTML not)
+            thead = f"<thead><tr>{head}</tr></thead>" if any(block.head) else ""
+            body.append(f"<table>{thead}<tbody>{rows}</tbody></table>")
         elif isinstance(block, Bullets):
             body.append(_bullets(block.items))
         elif isinstance(block, Diagram):

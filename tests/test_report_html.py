@@ -116,3 +116,22 @@ def test_who_calls_whom_is_drawn_inline_with_its_table():
     assert "<td>nova-conductor</td><td>(compute consumers)</td>" \
            "<td>attach_volume, detach_volume, reboot, refresh_cache</td>" in page
     assert "<summary>Mermaid source</summary>" in page
+
+
+def pdf_pages(pdf: bytes) -> int:
+    """Pages of a Chromium PDF: the largest /Count of its page tree."""
+    return max(int(n) for n in re.findall(rb"/Count (\d+)", pdf))
+
+
+@needs_chromium
+def test_printing_shows_every_section_even_when_filtered(tmp_path, page):
+    counts = []
+    for i, fragment in enumerate(("", "#q=detach")):
+        pdf = tmp_path / f"print{i}.pdf"
+        chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
+                 page.as_uri() + fragment)
+        data = pdf.read_bytes()
+        assert data.startswith(b"%PDF-")
+        counts.append(pdf_pages(data))
+    assert counts[0] > 3
+    assert counts[1] == counts[0]
