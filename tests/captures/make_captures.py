@@ -632,6 +632,96 @@ def make_midstream() -> None:
                                  "the first listed one was published"})
 
 
+def _pcap_records(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of each record of a little-endian microsecond pcap."""
+    assert data[:4] == b"\xd4\xc3\xb2\xa1", "expected tcpdump's native pcap"
+    out, pos = [], 24
+    while pos < len(data):
+        incl = int.from_bytes(data[pos + 8:pos + 12], "little")
+        out.append((pos, 16 + incl))
+        pos += 16 + incl
+    return out
+
+
+CUT_MESSAGE = 2
+"""Index of the publish the cut lands in."""
+
+
+def make_midstream_cut() -> None:
+    """A full capture with its first packets removed, so it opens inside a body frame.
+
+    frame_max 4096 and 150,000-byte bodies make each publish span several TCP
+    segments; the cut keeps everything after the segment carrying the first body bytes
+    of publish ``CUT_MESSAGE``, so the file starts in the middle of a body frame of a
+    message whose method and header frames are gone. What remains is exact: later
+    publishes, and every delivery (consumed only after all publishes were confirmed).
+    """
+    name, vhost = "midstream_cut", "busdoc-fx-cut"
+    svc = load_oslo_service()
+    tap_mod = importlib.import_module(f"{svc.__name__}.tap")
+    rec = Recorder(tap_mod.TapEvent, tap_mod.TapConnection)
+    fresh_vhost(vhost)
+    rng = random.Random(17)
+    bodies = [rng.randbytes(150_000) for _ in range(5)]
+    raw = OUT / f".{name}.raw.pcap"
+    dump = Tcpdump("lo", raw)
+    dump.start()
+    try:
+        pub = rec.connect(vhost, "busdoc-fx-cut-publisher", frame_max=4096)
+        ch = pub.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("fx.cut")
+        for i, body in enumerate(bodies):
+            rec.publish(ch, "", "fx.cut", body,
+                        pika.BasicProperties(message_id=f"cut-{i}", headers={"x-n": i}))
+        con = rec.connect(vhost, "busdoc-fx-cut-consumer")
+        cch = con.channel()
+        got = 0
+        while got < len(bodies):
+            result = rec.get(cch, "fx.cut")
+            if result is None:
+                time.sleep(0.05)
+                continue
+            cch.basic_ack(result[0].delivery_tag)
+            got += 1
+        pub.close()
+        con.close()
+    finally:
+        dump.stop()
+    full = raw.with_suffix(".full.pcap")
+    keep_ports(raw, full, [c.local_port for c in rec.connections])
+    raw.unlink()
+    drop_vhost(vhost)
+    data = full.read_bytes()
+    full.unlink()
+    records = _pcap_records(data)
+    marker = bodies[CUT_MESSAGE][:64]
+    at = data.index(marker)
+    assert data.count(marker) == 2, "the marker must be in its publish and its get-ok"
+    first = next(i for i, (off, length) in enumerate(records) if off <= at < off + length)
+    off, length = records[first]
+    assert not (off <= at + 64 <= off + length and bodies[CUT_MESSAGE][-64:] in
+                data[off:off + length]), "the cut publish must span several segments"
+    kept = data[:24] + b"".join(data[o:o + n] for o, n in records[first + 1:])
+    out = OUT / f"{name}.pcap"
+    out.write_bytes(kept)
+    publishes = [e for e in rec.events if e.kind == "publish"]
+    before = publishes[:CUT_MESSAGE + 1]
+    after = [e for e in rec.events if e not in before]
+    write_manifest(
+        name, out, after, rec.connections,
+        f"tcpdump on lo of the whole session; the script then dropped the first "
+        f"{first + 1} of {len(records)} packets (a struct copy of the pcap records), "
+        f"cutting inside publish {CUT_MESSAGE}",
+        {"vhost": vhost, "handshake_in_capture": False,
+         "packets_dropped_by_cut": first + 1,
+         "cut_publish": group_messages([before[-1]])[0],
+         "before_capture": group_messages(before[:-1]),
+         "exactness": "exact for everything listed in messages; the cut publish's "
+                      "remaining body bytes (most of a 150000-byte body, starting "
+                      "mid-frame) are in the file and must be skipped, not decoded"})
+
+
 def make_oslo() -> None:
     name, vhost = "oslo_rpc", "busdoc-oslo"
     svc = load_oslo_service()
@@ -680,6 +770,7 @@ FIXTURES: dict[str, Callable[[], None]] = {
         "any_cooked", "any_cooked.pcap", "busdoc-fx-any", "any", scenario_any,
         "tcpdump -i any (Linux cooked capture); one pika connection, publish and get"),
     "midstream": make_midstream,
+    "midstream_cut": make_midstream_cut,
     "oslo_rpc": make_oslo,
 }
 
