@@ -243,3 +243,19 @@ def test_diff_help_explains_the_labels() -> None:
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "labelled for senders" in text and "without a version bump" in text
+
+
+def test_a_field_removed_from_a_closed_object_breaks_senders_still_sending_it() -> None:
+    def cat(props: dict[str, Any], closed: bool) -> dict[str, Any]:
+        return {"catalog_version": 1, "contexts": {}, "entries": [{
+            "kind": "notification", "key": "notification:nova/n/e",
+            "schema": {"type": "object", "properties": props, "required": sorted(props),
+                       "x-busdoc-closed": closed}}]}
+
+    both = {"a": {"type": "string"}, "b": {"type": "integer"}}
+    only_a = {"a": {"type": "string"}}
+    [open_change] = diff_catalogs(cat(both, False), cat(only_a, False)).changes
+    assert (open_change.change, open_change.sender, open_change.receiver) == (
+        "field_removed", "compatible", "breaking")
+    [closed_change] = diff_catalogs(cat(both, True), cat(only_a, True)).changes
+    assert (closed_change.sender, closed_change.receiver) == ("breaking", "breaking")

@@ -210,3 +210,39 @@ def test_cli_checks_traffic_stored_in_postgresql(world: dict[str, Any]) -> None:
     assert result.returncode == 1, result.stderr
     doc = json.loads(result.stdout)
     assert doc["violations"] == 4 and doc["checked"] == 14
+
+
+def test_keys_outside_a_closed_object_are_violations_and_new_fields_otherwise(
+        world: dict[str, Any]) -> None:
+    catalog = copy.deepcopy(world["catalog"])
+    [entry] = [e for e in catalog["entries"] if e["kind"] == "notification"]
+    payload = {"event_type": "scheduler.instance.resized", "priority": "INFO",
+               "publisher_id": "scheduler.host-a", "payload": {
+                   "instance_uuid": "9d2c6f6e-8f5f-4f55-9d7b-6d7f0e0c1a01",
+                   "flavor_id": 2, "zone": "az1"}}
+
+    report = validate_messages(catalog, [_notification(payload)])
+    assert report.ok and findings(report, "warning") == {
+        (entry["key"], "new_field", "zone")}
+    entry["schema"]["x-busdoc-closed"] = True
+    report = validate_messages(catalog, [_notification(payload)])
+    assert findings(report, "violation") == {(entry["key"], "unexpected_field", "zone")}
+
+
+def _notification(body: dict[str, Any]) -> StoredMessage:
+    raw = orjson.dumps(body)
+    return StoredMessage(
+        id=1, vhost="/", exchange="nova", routing_key="notifications.info",
+        properties={"content_type": "application/json"}, headers=None, body=raw,
+        body_size=len(raw), body_sha256="0" * 64, truncated=False, redactions=(),
+        observations=(), first_seen=0.0)
+
+
+def test_fixtures_are_the_recorded_captures() -> None:
+    import hashlib
+
+    for pcap in APIS.values():
+        manifest = json.loads((CAPTURES / pcap.replace(".pcap", ".json")).read_text())
+        data = (CAPTURES / pcap).read_bytes()
+        assert manifest["fixture"]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert len(data) < 300_000
