@@ -260,8 +260,22 @@ def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
     ``is_supported_linktype`` once per interface to avoid it.
     """
     if linktype == LINKTYPE_ETHERNET:
-        if data[12:14] == b"\x08\x00":
-            return _ipv4(data, 14)
+        if data[12:15] == b"\x08\x00\x45" and len(data) >= 54:
+            # The common case inlined (Ethernet, IPv4 without options), as in ``_ipv4``.
+            _, total, frag, proto, addrs, sport, dport, seq, ack, doff, flags = _v4_tcp(data, 14)
+            if proto != _PROTO_TCP or frag & 0x1FFF:
+                return None
+            n = len(data)
+            end = 14 + total if total else n
+            if end > n:
+                end = n
+            doff = 34 + ((doff >> 4) << 2)
+            if doff < 54 or doff > end:
+                return None
+            pair = _pairs4.get(addrs) or _pair4(addrs)
+            return _new(
+                TcpSegment, (pair[0], pair[1], sport, dport, seq, ack, flags, data[doff:end])
+            )
         if len(data) < 14:
             return None
         etype = (data[12] << 8) | data[13]

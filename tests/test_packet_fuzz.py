@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_pcap import NonSeekable, epb, idb, pcap_file, shb
@@ -41,24 +42,30 @@ def test_random_bytes_decode_to_none_or_a_segment(linktype: int, data: bytes) ->
     assert result is None or isinstance(result, TcpSegment)
 
 
+# The same without IPv4 options: the inlined Ethernet/IPv4 fast path.
+_FRAME5 = _FRAME[:14] + b"\x45" + _FRAME[15:16] + b"\x00\x38" + _FRAME[18:34] + _FRAME[38:]
+
+
 @FUZZ
 @given(
-    flips=st.lists(st.tuples(st.integers(0, len(_FRAME) - 1), st.integers(0, 255)), max_size=6),
+    frame=st.sampled_from([_FRAME, _FRAME5]),
+    flips=st.lists(st.tuples(st.integers(0, len(_FRAME5) - 1), st.integers(0, 255)), max_size=6),
     cut=st.integers(0, len(_FRAME)),
 )
 def test_mutated_frames_decode_to_none_or_a_segment_within_the_frame(
-    flips: list[tuple[int, int]], cut: int
+    frame: bytes, flips: list[tuple[int, int]], cut: int
 ) -> None:
-    frame = bytearray(_FRAME)
+    mutated = bytearray(frame)
     for index, value in flips:
-        frame[index] = value
-    result = decode_tcp(1, bytes(frame[:cut]))
+        mutated[index] = value
+    result = decode_tcp(1, bytes(mutated[:cut]))
     if result is not None:
         assert len(result.payload) <= cut - 14 - 20 - 20
 
 
-def test_unmutated_fuzz_frame_is_a_segment() -> None:
-    result = decode_tcp(1, _FRAME)
+@pytest.mark.parametrize("frame", [_FRAME, _FRAME5], ids=["options", "no options"])
+def test_unmutated_fuzz_frames_are_segments(frame: bytes) -> None:
+    result = decode_tcp(1, frame)
     assert result is not None and result.payload == b"payload!" and result.dport == 5672
 
 
