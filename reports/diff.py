@@ -42,7 +42,9 @@ For rpc methods and versioned objects each version present on both sides is comp
 with itself: any change there changed the shape **without a version bump**, the drift
 oslo's versioning exists to prevent, and is called out (``unbumped``). When NEW's
 newest version is not in OLD, OLD's newest is compared with it (a bump); a changed
-major version breaks senders (oslo servers refuse another major).
+major version breaks senders (oslo servers refuse another major), and so does a
+version OLD had above NEW's newest (``version_removed``: callers pinned there are
+refused).
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ class Change:
     change: str
     """``entry_added``, ``entry_removed``, ``field_added``, ``field_removed``,
     ``now_optional``, ``now_required``, ``type_widened``, ``type_narrowed``,
-    ``type_changed``, ``enum_changed``, ``ref_changed``, ``major_version_changed``."""
+    ``type_changed``, ``enum_changed``, ``ref_changed``, ``major_version_changed``,
+    ``version_removed``."""
     path: str = ""
     """Field path (``flavor_id``, ``networks[].port_id``, ``meta.*``; ``reply:`` prefix
     for results); empty for the entry itself."""
@@ -197,7 +200,13 @@ def diff_catalogs(old: Mapping[str, Any], new: Mapping[str, Any], *,
         for version in sorted(va.keys() & vb.keys(), key=version_key):
             changes.extend(_compare(va[version], vb[version], unbumped=True))
         newest_a, newest_b = max(va, key=version_key), max(vb, key=version_key)
-        if newest_b not in va and version_key(newest_b) > version_key(newest_a):
+        for version in sorted(va.keys() - vb.keys(), key=version_key):
+            if version_key(version) > version_key(newest_b):
+                # callers pinned at it are refused by servers that stopped at newest_b
+                changes.append(Change(ident, "version_removed", old=version, new=newest_b,
+                                      sender=BREAKING, old_version=version,
+                                      new_version=newest_b))
+        if newest_b not in va:
             if _major(newest_a) != _major(newest_b):
                 changes.append(Change(ident, "major_version_changed", old=newest_a,
                                       new=newest_b, sender=BREAKING,

@@ -259,3 +259,19 @@ def test_a_field_removed_from_a_closed_object_breaks_senders_still_sending_it() 
         "field_removed", "compatible", "breaking")
     [closed_change] = diff_catalogs(cat(both, True), cat(only_a, True)).changes
     assert (closed_change.sender, closed_change.receiver) == ("breaking", "breaking")
+
+
+def test_a_version_no_longer_served_breaks_senders_pinned_to_it() -> None:
+    def cat(*versions: str) -> dict[str, Any]:
+        return {"catalog_version": 1, "contexts": {}, "entries": [{
+            "kind": "rpc", "key": f"rpc:x/t//m@{v}", "exchange": "x", "topic": "t",
+            "namespace": None, "method": "m", "version": v, "reply": None,
+            "schema": {"type": "object", "properties": {"n": {"type": "integer"}},
+                       "required": ["n"]}} for v in versions]}
+
+    d = diff_catalogs(cat("1.0", "1.1"), cat("1.0"))
+    assert [(c.change, c.old, c.new, c.sender) for c in d.changes] == [
+        ("version_removed", "1.1", "1.0", "breaking")]
+    assert diff_catalogs(cat("1.0"), cat("1.0", "1.1")).changes == ()
+    [major] = diff_catalogs(cat("1.3"), cat("2.0")).changes
+    assert (major.change, major.sender) == ("major_version_changed", "breaking")
