@@ -146,6 +146,10 @@ def build_document(catalog: Mapping[str, Any]) -> list[Block]:
             out += _field_blocks(contexts[service], index)
     if by_kind["other"]:
         out.append(Heading(2, "Other messages", "other-messages"))
+        diagram = _diagram(by_kind["other"], [])
+        if diagram is not None:
+            out.append(Para("**Who sends what to whom** (label: exchange/routing key):"))
+            out.append(diagram)
         for entry in by_kind["other"]:
             out += _other_section(entry, index)
     return out
@@ -295,10 +299,11 @@ def _node(name: str, ids: dict[str, str]) -> str:
 def _diagram(rpcs: list[Entry], notes: list[Entry]) -> Diagram | None:
     edges: dict[tuple[str, str], set[str]] = defaultdict(set)
     for entry in [*rpcs, *notes]:
-        label = entry.get("method") or entry.get("event_type") or "?"
+        label = entry.get("method") or entry.get("event_type") or _other_label(entry)
         senders = sorted({program(s) for s in entry.get("senders", [])}) or ["(unseen sender)"]
+        where = entry.get("topic") or (entry.get("identity") or {}).get("exchange") or "?"
         receivers = sorted({program(r) for r in entry.get("receivers", [])}) or \
-            [f"({entry['topic']} consumers)"]
+            [f"({where} consumers)"]
         for s in senders:
             for r in receivers:
                 edges[(s, r)].add(label)
@@ -311,11 +316,18 @@ def _diagram(rpcs: list[Entry], notes: list[Entry]) -> Diagram | None:
     labelled: list[tuple[str, str, str]] = []
     for (s, r), labels in sorted(edges.items()):
         text = ", ".join(sorted(labels))
-        if len(text) > 80:
-            text = f"{len(labels)} methods"
         labelled.append((s, r, text))
+        if len(text) > 80:  # an edge label, not a paragraph; the HTML table lists them all
+            text = f"{len(labels)} kinds of message"
         lines.append(f'  {ids[s]} -->|"{_mermaid_text(text)}"| {ids[r]}')
     return Diagram(tuple(labelled), "\n".join(lines))
+
+
+def _other_label(entry: Entry) -> str:
+    ident = entry.get("identity") or {}
+    if ident.get("task"):
+        return str(ident["task"])
+    return f"{ident.get('exchange') or '(default)'}/{ident.get('routing_key') or ''}"
 
 
 def _mermaid_text(text: str) -> str:
