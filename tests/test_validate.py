@@ -246,3 +246,22 @@ def test_fixtures_are_the_recorded_captures() -> None:
         data = (CAPTURES / pcap).read_bytes()
         assert manifest["fixture"]["sha256"] == hashlib.sha256(data).hexdigest()
         assert len(data) < 300_000
+
+
+def test_an_older_minor_version_is_checked_against_the_newer_entry(
+        world: dict[str, Any], tmp_path: Path) -> None:
+    store = open_store(str(world["db"]["v2"]), create=False)
+    try:
+        v2_catalog = build_catalog(store.iter_messages()).to_json()
+    finally:
+        store.close()
+    report = validate_messages(v2_catalog, world["messages"]["v1"])
+    resize = "rpc:nova/scheduler//resize_instance"
+    assert findings(report, "warning") == {
+        (resize, "older_version", ""),
+        (f"{resize}@1.1", "absent_in_older_version", "clean_shutdown"),
+    }
+    assert findings(report, "violation") == {
+        ("rpc:nova/scheduler//evacuate", "unknown_method", ""),
+        ("rpc:nova/scheduler//set_quota@1.0", "wrong_type", "cores"),
+    }
