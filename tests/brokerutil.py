@@ -216,11 +216,22 @@ def temp_user(
 ) -> Iterator[str]:
     """A broker user with ``perms`` (configure, write, read) on ``vhost``, deleted after."""
     user = f"busdoc-user-{secrets.token_hex(3)}"
-    rabbitmqctl("add_user", user, password)
+    if USE_HTTP:
+        _http("PUT", f"/users/{user}", {"password": password, "tags": tags})
+    else:
+        rabbitmqctl("add_user", user, password)
     try:
-        if tags:
-            rabbitmqctl("set_user_tags", user, tags)
-        rabbitmqctl("set_permissions", "-p", vhost, user, *perms)
+        if USE_HTTP:
+            configure, write, read = perms
+            _http("PUT", f"/permissions/{urllib.parse.quote(vhost, safe='')}/{user}",
+                  {"configure": configure, "write": write, "read": read})
+        else:
+            if tags:
+                rabbitmqctl("set_user_tags", user, tags)
+            rabbitmqctl("set_permissions", "-p", vhost, user, *perms)
         yield user
     finally:
-        rabbitmqctl("delete_user", user)
+        if USE_HTTP:
+            _http("DELETE", f"/users/{user}")
+        else:
+            rabbitmqctl("delete_user", user)

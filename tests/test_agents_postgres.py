@@ -14,7 +14,9 @@ from brokerutil import connect, temp_postgres_db, temp_vhost, url_for
 
 from busdoc.storage.store import open_store
 
-pytestmark = [pytest.mark.broker, pytest.mark.postgres, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.broker, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(180),
+]
 
 N = 300
 
