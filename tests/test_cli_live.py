@@ -340,3 +340,56 @@ def test_live_commands_have_help() -> None:
                  ["doctor"], ["prune"]):
         done = run_in_process(*args, "--help")
         assert done.exit_code == 0 and "Usage:" in done.stdout
+
+
+# -- URL and TLS resolution (no broker needed) ------------------------------------------------
+
+
+def test_urls_come_from_options_then_file_then_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from busdoc.commands.live import DEFAULT_AMQP_URL, resolve_urls
+
+    f = tmp_path / "urls"
+    f.write_text("# node 2\n\namqp://u:p@rabbit2/\n  amqp://u:p@rabbit3/  \n")
+    monkeypatch.setenv("BUSDOC_AMQP_URL", "amqp://env@rabbit/")
+
+    assert resolve_urls(["amqp://a@r1/"], f) == [
+        "amqp://a@r1/", "amqp://u:p@rabbit2/", "amqp://u:p@rabbit3/"]
+    assert resolve_urls(None, None) == ["amqp://env@rabbit/"]
+    monkeypatch.delenv("BUSDOC_AMQP_URL")
+    assert resolve_urls(None, None) == [DEFAULT_AMQP_URL]
+
+
+def test_unreadable_or_empty_url_file_is_an_input_error(tmp_path: Path) -> None:
+    from busdoc.commands.live import resolve_urls
+    from busdoc.errors import InputError
+
+    empty = tmp_path / "empty"
+    empty.write_text("# nothing\n")
+    with pytest.raises(InputError, match="holds no URL"):
+        resolve_urls(None, empty)
+    with pytest.raises(InputError, match="cannot read --url-file"):
+        resolve_urls(None, tmp_path / "missing")
+
+
+def test_tls_options_for_amqps_urls(tmp_path: Path) -> None:
+    import ssl
+
+    from busdoc.commands.live import tls_options
+    from busdoc.errors import InputError
+
+    ca = Path(ssl.get_default_verify_paths().openssl_cafile)
+    assert tls_options(["amqp://h/"], None, None, None) is None
+    options = tls_options(["amqps://u:p@rabbit.example:5671/"], ca if ca.exists() else None,
+                          None, None)
+    assert options.server_hostname == "rabbit.example"
+    assert options.context.verify_mode == ssl.CERT_REQUIRED
+    with pytest.raises(InputError, match="need amqps://"):
+        tls_options(["amqp://h/"], ca, None, None)
+    with pytest.raises(InputError, match="--cert and --key go together"):
+        tls_options(["amqps://h/"], None, tmp_path / "c.pem", None)
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate")
+    with pytest.raises(InputError, match="cannot load TLS files"):
+        tls_options(["amqps://h/"], bogus, None, None)
