@@ -37,12 +37,24 @@ CAPTURE = CAPTURES / "pika_basic.pcap"
 SIZE = (100, 30)
 
 
-@pytest.fixture
-def capture_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
-    monkeypatch.chdir(tmp_path)
-    store = open_store("busdoc.db")
+@pytest.fixture(scope="module")
+def capture_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The capture imported (redaction on) and inferred once; tests get a copy."""
+    path = tmp_path_factory.mktemp("template") / "busdoc.db"
+    store = open_store(str(path))
     import_captures(store, [str(CAPTURE)], redactor=Redactor())
     update_catalog(store)
+    store.close()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture
+def capture_store(
+    capture_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(capture_template, tmp_path / "busdoc.db")
+    store = open_store("busdoc.db", create=False)
     yield store
     store.close()
 
@@ -334,6 +346,7 @@ def test_without_a_terminal_it_fails_in_one_line_pointing_to_infer(tmp_path: Pat
     assert "busdoc infer" in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_installed_command_in_tmux_shows_methods_and_q_exits(capture_store: Store) -> None:
     db = "busdoc.db"
