@@ -189,3 +189,18 @@ def test_rendered_files_are_deterministic_json():
         json.loads(a[path])
     # uuids differ between builds (fresh _msg_id), the schemas must not
     assert a == b
+
+
+def test_fanout_only_topics_and_namespaces_get_their_own_paths():
+    from busdoc.inference.catalog import build_catalog
+    from busdoc.inference.testing import call, fanout
+
+    ping, _ = call("ping", {"arg": "x"}, namespace="baseapi", version="1.0")
+    catalog = build_catalog([ping, fanout("sync", {"n": 1}, topic="scheduler")]).to_json()
+    docs = jsonschema_documents(catalog)
+    assert "nova/compute/baseapi/ping@1.0.schema.json" in docs
+    assert "unknown/scheduler/sync@6.0.schema.json" in docs
+    for fmt in ("markdown", "html", "asyncapi", "json"):
+        assert render_files(catalog, fmt)
+    for doc in schemas(docs).values():
+        Draft202012Validator.check_schema(doc)
