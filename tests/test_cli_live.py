@@ -101,7 +101,8 @@ def test_firehose_stores_messages_and_gaps_in_one_run_and_restores_tracing(tmp_p
     assert run.stats["tracing"][0]["method"] in ("management", "rabbitmqctl")
 
 
-def test_sigterm_stores_what_was_received_and_exits_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stores_what_was_received_and_exits_zero(tmp_path: Path, signum: int) -> None:
     db = str(tmp_path / "fh.db")
     with temp_vhost() as vhost:
         agent = Agent("--url", url_for(vhost), "--db", db, "--duration", "90")
@@ -111,7 +112,7 @@ def test_sigterm_stores_what_was_received_and_exits_zero(tmp_path: Path) -> None
         from brokerutil import wait_until
 
         wait_until(lambda: store.stats()["messages"] == 2, 20)
-        agent.proc.send_signal(signal.SIGTERM)
+        agent.proc.send_signal(signum)
         code, out, err = agent.finish()
         assert not tracing_on(vhost)
 
@@ -121,6 +122,31 @@ def test_sigterm_stores_what_was_received_and_exits_zero(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_lost_connection_is_a_gap_saved_in_the_run(tmp_path: Path) -> None:
+    from brokerutil import close_connections_named, queue_counts, wait_until
+
+    db = str(tmp_path / "fh.db")
+    with temp_vhost() as vhost:
+        agent = Agent("--url", url_for(vhost), "--db", db, "--max-messages", "1",
+                      "--duration", "90")
+        agent.ready()
+        assert close_connections_named(vhost, "busdoc firehose agent") == 1
+        assert wait_until(
+            lambda: any(q.endswith(".r1") for q in queue_counts(vhost)), 30
+        ), "agent did not come back"
+        publish(vhost, [("amq.topic", "k", b"after")])
+        code, out, err = agent.finish()
+
+    assert code == 0, err
+    assert "1 gap" in out
+    (run,) = open_store(db).runs()
+    (gap,) = run.stats["gaps"]
+    assert gap["reason"] == "disconnected" and gap["vhost"] == vhost
+    assert gap["start"] <= gap["end"] and "guest:***@" in gap["url"]
+    assert [m.body for m in open_store(db).iter_messages()] == [b"after"]
+
+
 def test_password_never_reaches_output_logs_or_store(tmp_path: Path) -> None:
     secret = "Pw-" + os.urandom(6).hex()
     db = tmp_path / "fh.db"
