@@ -350,8 +350,7 @@ def broker_checks(
                             f"user {user!r} may not open vhost {url_vhost!r} on {masked}",
                             f"rabbitmqctl set_permissions -p {url_vhost} {user} ..."))
     except (pika.exceptions.AMQPError, OSError) as e:
-        return [Check("broker", "fail", f"cannot reach RabbitMQ at {masked}: "
-                      f"{type(e).__name__} {e}".strip(),
+        return [Check("broker", "fail", f"cannot reach RabbitMQ at {masked}: {_why(e)}",
                       "is the broker running, and is the host/port right?")]
     else:
         checks.append(Check("broker", "ok", f"connected to {masked} as {user!r}"))
@@ -375,6 +374,20 @@ def broker_checks(
         checks.extend(_vhost_checks(control, method, vhost, fix))
         checks.append(_queue_check(factory, amqp_url, vhost, user))
     return checks
+
+
+def _why(error: BaseException) -> str:
+    """pika nests the socket error a few levels deep; the innermost text says most."""
+    while True:
+        inner = getattr(error, "exception", None)
+        if not isinstance(inner, BaseException) and error.args:
+            inner = error.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
 
 
 def _listed_vhosts(control: TracingControl, method: str | None) -> list[str]:

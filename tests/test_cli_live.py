@@ -419,3 +419,16 @@ def test_tls_options_for_amqps_urls(tmp_path: Path) -> None:
     bogus.write_text("not a certificate")
     with pytest.raises(InputError, match="cannot load TLS files"):
         tls_options(["amqps://h/"], bogus, None, None)
+
+
+def test_doctor_says_the_broker_is_down_and_exits_1(tmp_path: Path) -> None:
+    done = run_in_process("doctor", "--url", "amqp://guest:s3cr3t@127.0.0.1:1/",
+                          "--db", str(tmp_path / "d.db"), "--json")
+
+    assert done.exit_code == 1
+    report = json.loads(done.stdout)
+    assert report["ok"] is False
+    broker, store = report["checks"]
+    assert broker["status"] == "fail" and broker["detail"].endswith("Connection refused")
+    assert store["status"] == "ok"
+    assert "s3cr3t" not in done.stdout
