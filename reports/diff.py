@@ -429,6 +429,10 @@ def render_markdown(d: CatalogDiff) -> str:
     lines.append(f"{s['changes']} changes, {verdict}: {s['breaking_for_senders']} break "
                  f"senders, {s['breaking_for_receivers']} break receivers.")
     lines.append("")
+    lines.append("*sender*: a sender built for the old interface, talking to new receivers; "
+                 "*receiver*: a receiver built for the old interface, hearing new senders "
+                 "(for `reply:` fields the server is the sender).")
+    lines.append("")
     if d.unbumped:
         lines.append("## Changed without a version bump")
         lines.append("")
