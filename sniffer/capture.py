@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from busdoc.sniffer.amqp import AmqpConnection
-from busdoc.sniffer.packet import ACK, decode_tcp
+from busdoc.sniffer.packet import ACK, UnsupportedLinkType, decode_tcp
 from busdoc.sniffer.pcap import PacketRecord
 from busdoc.sniffer.records import Notice, Record
 from busdoc.sniffer.tcp import (
@@ -124,6 +124,7 @@ class CaptureDecoder:
         self._done_messages = 0
         self._done_infos = 0
         self._done_notices: dict[str, int] = {}
+        self._bad_linktypes: set[int] = set()
 
     @property
     def stats(self) -> CaptureStats:
@@ -155,7 +156,10 @@ class CaptureDecoder:
         if stats.first_time is None:
             stats.first_time = time
         stats.last_time = time
-        seg = decode_tcp(rec.linktype, data)
+        try:
+            seg = decode_tcp(rec.linktype, data)
+        except UnsupportedLinkType as exc:
+            return self._unsupported(exc)
         if seg is None:
             return []
         events = self._reassembler.feed(seg, time)
@@ -199,6 +203,20 @@ class CaptureDecoder:
         return out
 
     # ---------------------------------------------------------------- internals
+
+    def _unsupported(self, exc: UnsupportedLinkType) -> list[Record]:
+        """A pcapng interface busdoc cannot take apart (USB, 802.11...): skip its packets.
+
+        One notice per link type, so one odd interface among several does not abort the
+        read of the others, nor repeat itself on every packet.
+        """
+        if exc.linktype in self._bad_linktypes:
+            return []
+        self._bad_linktypes.add(exc.linktype)
+        notices = self._done_notices
+        notices["unsupported_linktype"] = notices.get("unsupported_linktype", 0) + 1
+        return [Notice(code="unsupported_linktype", message=str(exc))]
+
 
     def _connection(
         self, a: Endpoint, b: Endpoint
