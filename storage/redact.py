@@ -372,13 +372,20 @@ class Redactor:
         # A string holding most of the body (oslo.message) is what made the body's
         # pre-check hit: checking it again would only repeat that scan.
         if head in ("{", "[") and (len(value) > self._dominant or self._may_hit_str(value)):
+            dumps: Callable[[Any], bytes] = orjson.dumps
             try:
                 inner = orjson.loads(value)
             except orjson.JSONDecodeError:
-                inner = None
+                # oslo serialises with Python's json: NaN, Infinity and integers past
+                # 64 bits are valid there, and the secrets beside them must still go.
+                try:
+                    inner = json.loads(value)
+                    dumps = _stdlib_dumps
+                except (ValueError, RecursionError):
+                    inner = None
             if isinstance(inner, dict | list):
                 new = self._walk(inner, path, found)
-                return new if new is _NO_CHANGE else orjson.dumps(new).decode()
+                return new if new is _NO_CHANGE else dumps(new).decode()
         if "://" in value:
             new_text = _URL_CREDS.sub(_url_sub, value)
             if new_text != value:
