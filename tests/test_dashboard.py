@@ -23,7 +23,7 @@ import pytest
 from rich.console import Console
 from test_dashboard_model import rpc_catalog
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Static, Tree
 
 from busdoc.inference.incremental import LAST_ID_KEY, STATE_KEY, update_catalog
 from busdoc.reports.dashboard.app import DashboardApp, EntryScreen
@@ -145,6 +145,35 @@ async def test_slash_filters_as_you_type_and_escape_clears(rpc_store: Store) -> 
         assert app.query_one("#entries", DataTable).row_count == 1
         await pilot.press("escape")
         assert len(table_names(app)) == 6
+
+
+@aio
+async def test_t_shows_services_and_topics_as_a_tree_with_totals(rpc_store: Store) -> None:
+    app = DashboardApp(rpc_store)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("t")
+        tree = app.query_one("#tree", Tree)
+        assert tree.display and app.focused is tree
+        services = {str(n.label): n for n in tree.root.children}
+        nova = next(n for label, n in services.items() if label.startswith("nova "))
+        # two versions of a call, a cast, an event and the object it carries
+        assert "5 entries, 11 msgs" in str(nova.label)
+        topics = {str(n.label).split()[0]: n for n in nova.children}
+        assert set(topics) == {"compute", "notifications", "(objects)"}
+        assert "9 msgs" in str(topics["compute"].label)  # 4 + 2 calls, 3 casts
+        leaf = next(n for n in topics["compute"].children if n.data and "reboot" in n.data)
+        tree.move_cursor(leaf)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, EntryScreen)
+        assert app.screen.entry["method"] == "reboot"
+        await pilot.press("escape")
+        await pilot.press("slash", "f", "a", "n", "enter")  # the filter prunes the tree
+        labels = [str(n.label).split()[0] for n in tree.root.children]
+        assert labels == ["?"]
+        await pilot.press("t")
+        assert app.query_one("#entries", DataTable).display
 
 
 @aio
@@ -299,6 +328,14 @@ def test_snapshot_filtered_table(capture_store: Store, snap_compare) -> None:  #
         await pilot.press("slash", "o", "r", "d", "e", "r", "s")
 
     assert snap_compare(DashboardApp(capture_store), terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_tree_at_80x24(capture_store: Store, snap_compare) -> None:  # noqa: ANN001
+    async def run_before(pilot: Pilot) -> None:
+        await settle(pilot)
+        await pilot.press("t")
+
+    assert snap_compare(DashboardApp(capture_store), terminal_size=(80, 24), run_before=run_before)
 
 
 def test_snapshot_entry_page_with_samples(capture_store: Store, snap_compare) -> None:  # noqa: ANN001

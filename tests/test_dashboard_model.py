@@ -188,3 +188,16 @@ def test_last_seen_is_relative_to_the_newest_message_not_the_clock(
                        (0.05, "3.0/m"), (0.001, "3.6/h")])
 def test_rates_pick_a_readable_unit(rate: float | None, text: str) -> None:
     assert model.fmt_rate(rate) == text
+
+
+def test_group_rows_total_entries_and_messages_per_service_and_topic(
+    catalog: dict[str, Any]
+) -> None:
+    groups = {g.name: g for g in model.group_rows(model.rows_from_catalog(catalog))}
+    assert list(groups) == ["?", "nova"]
+    nova = groups["nova"]
+    assert (nova.entries, nova.messages) == (5, 11)
+    topics = {t.name: t for t in nova.children}
+    assert (topics["compute"].entries, topics["compute"].messages) == (3, 9)
+    assert [r.name for r in topics["compute"].rows] == [
+        "build_instance@5.9", "build_instance@6.0", "reboot@6.0"]

@@ -43,7 +43,7 @@ def dashboard(
     """Browse services, topics and methods with their schemas, failures and samples.
 
     Reads the catalog busdoc infer keeps in the store. Keys: / filter, s sort,
-    r reverse, Enter open, Esc back, d light/dark, q quit.
+    r reverse, t tree, Enter open, Esc back, d theme, q quit.
     """
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise InputError(

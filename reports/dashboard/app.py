@@ -26,7 +26,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from busdoc.errors import BusdocError
@@ -81,7 +81,7 @@ class EntryScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("backspace", "app.pop_screen", "Back", show=False),
-        Binding("d", "app.toggle_theme", "Light/dark"),
+        Binding("d", "app.toggle_theme", "Theme"),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -193,6 +193,11 @@ class EntryScreen(Screen[None]):
         return out
 
 
+def _n(count: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{count:,} {noun if count == 1 else plural}"
+
+
 def _heading(title: str) -> str:
     return f"[b u]{title}[/]"
 
@@ -242,7 +247,7 @@ class EntryTable(DataTable[Any]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Open")]
 
 
-MAIN_ONLY = frozenset({"filter", "sort", "reverse", "open", "clear_filter"})
+MAIN_ONLY = frozenset({"filter", "sort", "reverse", "open", "clear_filter", "toggle_view"})
 
 
 class DashboardApp(App[None]):
@@ -253,8 +258,9 @@ class DashboardApp(App[None]):
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
         Binding("r", "reverse", "Reverse"),
+        Binding("t", "toggle_view", "Tree"),
         Binding("escape", "clear_filter", "Clear", show=False),
-        Binding("d", "toggle_theme", "Light/dark"),
+        Binding("d", "toggle_theme", "Theme"),
         Binding("q", "quit", "Quit"),
     ]
     DEFAULT_CSS = """
@@ -263,7 +269,7 @@ class DashboardApp(App[None]):
     #filter.active { display: block; }
     #message { padding: 1 2; display: none; }
     #message.active { display: block; }
-    #entries { height: 1fr; }
+    #entries, #tree { height: 1fr; }
     """
 
     def __init__(self, store: Store, *, watch: bool = False, interval: float = WATCH_INTERVAL,
@@ -282,6 +288,7 @@ class DashboardApp(App[None]):
         self.ready = threading.Event()
         """Set once the first catalog (or the empty-store page) is on screen."""
         self.refreshes = 0
+        self.tree_view = False
         self._dark = dark
 
     # -- layout ------------------------------------------------------------------------
@@ -291,6 +298,10 @@ class DashboardApp(App[None]):
         yield Input(placeholder="filter: words in service, topic, name or kind", id="filter")
         yield Static("", id="message", markup=False)
         yield EntryTable(id="entries", cursor_type="row", zebra_stripes=True)
+        tree: Tree[str] = Tree("catalog", id="tree")
+        tree.show_root = False
+        tree.display = False
+        yield tree
         yield Footer()
 
     def on_mount(self) -> None:
@@ -367,10 +378,12 @@ class DashboardApp(App[None]):
             message.update(text)
             message.add_class("active")
             table.display = False
+            self.query_one("#tree", Tree).display = False
             self.rows = []
         else:
             message.remove_class("active")
-            table.display = True
+            table.display = not self.tree_view
+            self.query_one("#tree", Tree).display = self.tree_view
             if changed:
                 self.rows = model.rows_from_catalog(snap.catalog)
                 self._fill()
@@ -412,7 +425,26 @@ class DashboardApp(App[None]):
                 if r.key == current:
                     table.move_cursor(row=i)
                     break
+        self._fill_tree(rows)
         self._update_status()
+
+    def _fill_tree(self, rows: list[model.Row]) -> None:
+        """The same rows as services → topics → entries, with totals on every branch."""
+        tree: Tree[str] = self.query_one("#tree", Tree)
+        tree.clear()
+        for service in model.group_rows(rows):
+            s_node = tree.root.add(
+                Text.assemble((service.name, "bold"), f"  {_n(service.entries, 'entry')}, "
+                              f"{_n(service.messages, 'msg')}"), expand=True)
+            for topic in service.children:
+                t_node = s_node.add(
+                    Text.assemble((topic.name or "(none)", "bold"),
+                                  f"  {_n(topic.messages, 'msg')}"), expand=True)
+                for r in topic.rows:
+                    label = Text.assemble(
+                        (r.name, "bold"), f"  {r.styles}  {r.count:,}",
+                        f"  err {model.fmt_percent(r.error_rate)}" if r.error_rate else "")
+                    t_node.add_leaf(label, data=r.key)
 
     def _cursor_key(self) -> str | None:
         table = self.query_one("#entries", DataTable)
@@ -428,6 +460,8 @@ class DashboardApp(App[None]):
             parts.append(f"{len(self.shown)}/{len(self.rows)} entries")
             parts.append(f"{stats.get('messages', 0):,} msgs read")
         parts.append(f"sort {self.sort}{' ↑' if self.reverse else ''}")
+        if self.tree_view:
+            parts.append("tree")
         if self.filter_text:
             parts.append(f"filter '{self.filter_text}'")
         if self.watching:
@@ -452,7 +486,7 @@ class DashboardApp(App[None]):
     def _filter_done(self, event: Input.Submitted) -> None:
         if not event.value:
             self.query_one("#filter", Input).remove_class("active")
-        self.query_one("#entries", DataTable).focus()
+        self._focus_list()
 
     def action_clear_filter(self) -> None:
         box_ = self.query_one("#filter", Input)
@@ -460,7 +494,7 @@ class DashboardApp(App[None]):
         box_.remove_class("active")
         self.filter_text = ""
         self._fill()
-        self.query_one("#entries", DataTable).focus()
+        self._focus_list()
 
     def action_sort(self) -> None:
         self.sort = model.SORTS[(model.SORTS.index(self.sort) + 1) % len(model.SORTS)]
@@ -484,8 +518,27 @@ class DashboardApp(App[None]):
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
 
+    def _focus_list(self) -> None:
+        self.query_one("#tree" if self.tree_view else "#entries").focus()
+
+    def action_toggle_view(self) -> None:
+        self.tree_view = not self.tree_view
+        if self.snapshot is not None and self.rows:
+            table = self.query_one("#entries", DataTable)
+            tree = self.query_one("#tree", Tree)
+            table.display, tree.display = not self.tree_view, self.tree_view
+            (tree if self.tree_view else table).focus()
+        self._update_status()
+
+    @on(Tree.NodeSelected, "#tree")
+    def _node_selected(self, event: Tree.NodeSelected[str]) -> None:
+        if event.node.data is not None:
+            self._open(event.node.data)
+
     def action_open(self) -> None:
-        key = self._cursor_key()
+        self._open(self._cursor_key())
+
+    def _open(self, key: str | None) -> None:
         if key is None or self.snapshot is None or self.snapshot.catalog is None:
             return
         entry = model.find_entry(self.snapshot.catalog, key)

@@ -136,6 +136,34 @@ def filter_rows(rows: Iterable[Row], text: str) -> list[Row]:
     return [r for r in rows if all(w in r.text for w in words)]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    """A service or a topic in the tree view, with the totals of what it holds."""
+
+    name: str
+    entries: int
+    messages: int
+    children: tuple[Group, ...] = ()
+    rows: tuple[Row, ...] = ()
+
+
+def group_rows(rows: Sequence[Row]) -> list[Group]:
+    """Services → topics → rows; groups A→Z, rows in the order given (the current sort)."""
+    services: dict[str, dict[str, list[Row]]] = {}
+    for r in rows:
+        services.setdefault(r.service, {}).setdefault(r.topic, []).append(r)
+    out = []
+    for service in sorted(services):
+        topics = tuple(
+            Group(name=topic, entries=len(members), messages=sum(m.count for m in members),
+                  rows=tuple(members))
+            for topic, members in sorted(services[service].items())
+        )
+        out.append(Group(name=service, entries=sum(t.entries for t in topics),
+                         messages=sum(t.messages for t in topics), children=topics))
+    return out
+
+
 # -- formatting ----------------------------------------------------------------------------
 
 
