@@ -68,6 +68,7 @@ def test_database_url_password_is_masked_in_stats_title(tmp_path: Path) -> None:
      f"amqp://guest:{AMQP_PASSWORD}@127.0.0.1:1/"],  # nothing listens
     ids=["bad-password", "unreachable"],
 )
+@pytest.mark.broker
 def test_amqp_url_password_is_masked_in_agent_errors_and_logs(url: str, tmp_path: Path) -> None:
     log = tmp_path / "agent.log"
     result = busdoc("capture", "firehose", "-q", "--url", url, "--db", "s.db", "--duration", "2",
@@ -79,6 +80,7 @@ def test_amqp_url_password_is_masked_in_agent_errors_and_logs(url: str, tmp_path
     assert AMQP_PASSWORD.encode() not in (tmp_path / "s.db").read_bytes()
 
 
+@pytest.mark.broker
 def test_least_privilege_agent_captures_without_leaking_its_password(tmp_path: Path) -> None:
     """The set-up SECURITY.md recommends: a user allowed only its own queues and the
     trace exchange, tracing switched on by an operator, the agent in ``assume`` mode."""
