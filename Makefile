@@ -31,8 +31,10 @@ demo: $(STAMP)
 services:
 	bash tools/ensure-services.sh
 
+# Tests that restart the shared broker run last, in a pytest run of their own.
 test: services $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not broker_restart" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -m broker_restart $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
