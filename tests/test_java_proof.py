@@ -1,0 +1,265 @@
+"""The proof of issue 6: a Java client built only from busdoc's output talks to the real service.
+
+From the committed capture ``oslo_rpc.pcap``: import, infer, render JSON Schema and the
+catalog; generate Java classes with quicktype (args and reply of ``get_console_url``,
+args of ``reboot_instance``, the oslo envelope, request and reply message); compile the
+client template ``tests/java/ProofClient.java`` with them against Debian's
+``librabbitmq-client-java`` and ``libjackson2-databind-java``; run it against the
+project's oslo.messaging compute service in a temporary vhost. The exchange, routing
+key, API versions, reply queue naming and content type it uses are read from the
+catalog and the wire schemas, not from the service's code.
+
+Needs ``apt-get install librabbitmq-client-java libjackson2-databind-java`` (javac from
+the JDK) and ``npm ci --prefix tools/java`` (quicktype); skipped when they are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from brokerutil import temp_vhost, url_for, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.timeout(240)]
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+CAPTURE = TESTS / "captures" / "oslo_rpc.pcap"
+TEMPLATE = TESTS / "java" / "ProofClient.java"
+SERVICE = TESTS / "java" / "proof_service.py"
+QUICKTYPE = ROOT / "tools" / "java" / "node_modules" / ".bin" / "quicktype"
+JARS = [
+    Path("/usr/share/java") / name
+    for name in ("amqp-client.jar", "jackson-databind.jar", "jackson-core.jar",
+                 "jackson-annotations.jar", "slf4j-api.jar", "slf4j-nop.jar")
+]
+PACKAGE = "busdoc.proof"
+CALL, CAST = "get_console_url", "reboot_instance"
+
+
+def _missing_tools() -> list[str]:
+    missing = [str(j) for j in JARS if not j.exists()]
+    if not QUICKTYPE.exists():
+        missing.append(f"{QUICKTYPE} (npm ci --prefix tools/java)")
+    missing += [tool for tool in ("javac", "java") if shutil.which(tool) is None]
+    return missing
+
+
+if _missing_tools():
+    pytest.skip(f"Java proof needs: {', '.join(_missing_tools())}", allow_module_level=True)
+
+
+def busdoc(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "busdoc", *args], check=True, capture_output=True,
+                   text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """busdoc's output for the committed capture: ``catalog.json`` and ``schemas/``."""
+    out = tmp_path_factory.mktemp("busdoc-out")
+    db = str(out / "store.db")
+    busdoc("capture", "pcap", str(CAPTURE), "--db", db)
+    busdoc("infer", "--db", db, "--format", "json", "-o", str(out / "catalog.json"))
+    busdoc("infer", "--db", db, "--format", "jsonschema", "-o", str(out / "schemas"))
+    return out
+
+
+def entry(catalog: dict[str, Any], method: str) -> dict[str, Any]:
+    (found,) = [e for e in catalog["entries"]
+                if e["kind"] == "rpc" and e["method"] == method]
+    return found
+
+
+def schema_files(schemas: Path) -> dict[str, Path]:
+    """The schema files the client needs, found through the index busdoc writes."""
+    catalog = json.loads((schemas / "index.json").read_text())["entries"]
+    files: dict[str, Path] = {}
+    for key, names in catalog.items():
+        for name in names:
+            path = schemas / name
+            if key.startswith("wire:"):
+                files[path.name.removesuffix(".schema.json")] = path
+            elif key.startswith("rpc:") and key.split("/")[-1].split("@")[0] in (CALL, CAST):
+                method = key.split("/")[-1].split("@")[0]
+                files[method + (".reply" if name.endswith(".reply.schema.json") else "")] = path
+    return files
+
+
+def contract(output: Path, url: str, values: dict[str, str]) -> dict[str, str]:
+    """Where and how to send, from the catalog and the wire schemas only."""
+    catalog = json.loads((output / "catalog.json").read_text())
+    files = schema_files(output / "schemas")
+    call, cast = entry(catalog, CALL), entry(catalog, CAST)
+    assert call["styles"] == ["call"] and cast["styles"] == ["cast"]
+    request = json.loads(files["request"].read_text())
+    reply_q = re.fullmatch(r"\^(\w+)\[0-9a-f\]\{32\}\$",
+                           request["properties"]["_reply_q"]["pattern"])
+    assert reply_q, request["properties"]["_reply_q"]
+    envelope = json.loads(files["envelope"].read_text())
+    content_type = re.search(r"content type `([^`]+)`, ([\w-]+)", envelope["description"])
+    assert content_type, envelope["description"]
+    assert call["exchange"] == cast["exchange"] and not call["exchange_guessed"]
+    return {
+        "uri": url,
+        "exchange": call["exchange"],
+        "routing_key": call["routing_keys"][0],
+        "reply_queue_prefix": reply_q.group(1),
+        "content_type": content_type.group(1),
+        "content_encoding": content_type.group(2).lower(),
+        "call.method": call["method"],
+        "call.version": call["version"],
+        "cast.method": cast["method"],
+        "cast.version": cast["version"],
+        **values,
+    }
+
+
+def patch_converter(source: str) -> str:
+    """Let the generated ``*ToJsonString`` throw IOException.
+
+    Debian's jackson-databind 2.14 declares ``writeValueAsString`` as throwing
+    ``IOException``; quicktype declares only ``JsonProcessingException`` (its subclass)
+    and has no option for it, so widen the ``throws`` clause mechanically.
+    """
+    patched, n = re.subn(r"(ToJsonString\(\w+ obj\)) throws JsonProcessingException",
+                         r"\1 throws IOException", source)
+    assert n > 0, "quicktype's converter changed shape"
+    return patched
+
+
+def build_client(schemas: Path, work: Path) -> Path:
+    """quicktype the needed schemas to Java, add the client template, compile; the class dir."""
+    files = schema_files(schemas)
+    src = work / "src" / Path(*PACKAGE.split("."))
+    src.mkdir(parents=True)
+    sources = [files[k] for k in (CALL, CALL + ".reply", CAST, "envelope", "request", "reply")]
+    subprocess.run(
+        [str(QUICKTYPE), "--lang", "java", "--src-lang", "schema", "--package", PACKAGE,
+         "--array-type", "list", "-o", str(src / "Converter.java"), *map(str, sources)],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    converter = src / "Converter.java"
+    converter.write_text(patch_converter(converter.read_text()))
+    shutil.copy(TEMPLATE, src / TEMPLATE.name)
+    classes = work / "classes"
+    done = subprocess.run(
+        ["javac", "-d", str(classes), "-cp", os.pathsep.join(map(str, JARS)),
+         *sorted(map(str, src.glob("*.java")))],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return classes
+
+
+def run_client(
+    classes: Path, properties: dict[str, str], work: Path
+) -> subprocess.CompletedProcess[str]:
+    path = work / "contract.properties"
+    # Properties files escape ':' and '='; none of the values here need more.
+    path.write_text("".join(f"{k}={v.replace(':', chr(92) + ':')}\n"
+                            for k, v in properties.items()))
+    classpath = os.pathsep.join([str(classes), *map(str, JARS)])
+    return subprocess.run(["java", "-cp", classpath, f"{PACKAGE}.ProofClient", str(path)],
+                          capture_output=True, text=True, timeout=90)
+
+
+class Service:
+    def __init__(self, url: str, log: Path) -> None:
+        self.url = url
+        self.log = log
+
+    def requests(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """The oslo.messaging compute service, one server, in a fresh vhost."""
+    with temp_vhost("busdoc-java") as vhost:
+        log = tmp_path / "received.jsonl"
+        amqp = url_for(vhost)
+        rabbit = "rabbit" + amqp.removeprefix("amqp")
+        proc = subprocess.Popen([sys.executable, str(SERVICE), rabbit, str(log)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if line.strip() != "READY":
+                proc.kill()
+                pytest.fail(f"service did not start: {line}{proc.communicate()[1][-2000:]}")
+            yield Service(amqp, log)
+        finally:
+            if proc.poll() is None:
+                proc.communicate(timeout=60)
+
+
+def values() -> dict[str, str]:
+    return {
+        "instance_uuid": str(uuid.uuid4()),
+        "console_type": "spice-html5",
+        "reboot_type": "HARD",
+        "auth_token": "java-proof-token",
+        "user_id": "c0ffee00c0ffee00c0ffee00c0ffee00",
+        "project_id": "5a1ad0005a1ad0005a1ad0005a1ad000",
+        "call.request_id": f"req-{uuid.uuid4()}",
+        "cast.request_id": f"req-{uuid.uuid4()}",
+    }
+
+
+def test_java_client_from_generated_classes_calls_and_casts_the_oslo_service(
+    output: Path, service: Service, tmp_path: Path
+) -> None:
+    classes = build_client(output / "schemas", tmp_path / "java")
+    given = values()
+    done = run_client(classes, contract(output, service.url, given), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    uuid_, console = given["instance_uuid"], given["console_type"]
+    # The reply, parsed into the generated result class and written back out by it.
+    assert json.loads(lines["REPLY"]) == {
+        "url": f"http://console.example:6080/{console}?token={uuid_}",
+        "console_type": console,
+    }
+    assert lines["CAST"] == given["cast.request_id"]
+    assert wait_until(lambda: len(service.requests()) == 2, timeout=30)
+    call, cast = service.requests()
+    assert (call["method"], call["args"]) == (
+        CALL, {"instance_uuid": uuid_, "console_type": console})
+    assert (cast["method"], cast["args"]) == (
+        CAST, {"instance_uuid": uuid_, "reboot_type": given["reboot_type"]})
+    for got, which in ((call, "call"), (cast, "cast")):
+        ctxt = got["ctxt"]
+        assert ctxt["request_id"] == given[f"{which}.request_id"]
+        assert (ctxt["user_id"], ctxt["project_id"], ctxt["roles"], ctxt["is_admin"]) == (
+            given["user_id"], given["project_id"], ["member"], False)
+
+
+def test_a_wrong_argument_name_in_the_schema_makes_the_real_server_fail_the_call(
+    output: Path, service: Service, tmp_path: Path
+) -> None:
+    """The proof can fail: rename one argument in the schema and the server rejects the call."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(output / "schemas", schemas)
+    args_file = schema_files(schemas)[CALL]
+    text = args_file.read_text()
+    assert text.count('"console_type"') == 2  # the property and its entry in required
+    args_file.write_text(text.replace('"console_type"', '"consoleType"'))
+    classes = build_client(schemas, tmp_path / "java")
+    done = run_client(classes, contract(output, service.url, values()), tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    failure = json.loads(done.stdout.split("FAILURE ", 1)[1])
+    assert failure["class"] == "TypeError" and "consoleType" in failure["message"]
+    assert [r["method"] for r in service.requests()] == [CALL]
