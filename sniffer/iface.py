@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +45,12 @@ ARPHRD_IP_RAW = (ARPHRD_NONE, 0xFFFF)
 
 RECV_SIZE = 262_144
 """Larger than any frame: loopback segments reach 65,549 bytes with TSO."""
+SOCKET_BUFFER = 32 << 20
+"""Kernel receive buffer: scapy asks for 64 KiB, which a burst of large messages on a
+busy host overflows in milliseconds (the kernel then drops frames, a TCP gap here)."""
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+_SOL_PACKET = 263
+_PACKET_STATISTICS = 6
 
 _LINKTYPES = {ARPHRD_ETHER: LINKTYPE_ETHERNET, ARPHRD_LOOPBACK: LINKTYPE_ETHERNET}
 _PACKET_OUTGOING = getattr(socket, "PACKET_OUTGOING", 4)
@@ -73,6 +80,8 @@ class LiveStats:
     interface: str
     frames: int = 0
     dropped_duplicates: int = 0
+    kernel_drops: int = 0
+    """Frames the kernel dropped because busdoc did not read them in time."""
     decoder: CaptureStats | None = None
 
 
@@ -150,6 +159,7 @@ class InterfaceCapture:
         if batch:
             sink(batch)
         self.stats.decoder = self.decoder.stats
+        self.stats.kernel_drops += _kernel_drops(sock.ins)
         return self.stats
 
     def _recv(self) -> tuple[bytes, float] | None:
@@ -187,7 +197,21 @@ def _open_socket(interface: str, bpf: str) -> Any:
     except ValueError:  # scapy's interface lookup
         raise InputError(f"no network interface named {interface!r}") from None
     sock.ins.setblocking(False)
+    try:  # beyond net.core.rmem_max: needs CAP_NET_ADMIN, which root has
+        sock.ins.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, SOCKET_BUFFER)
+    except OSError:
+        sock.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+    _kernel_drops(sock.ins)  # reading the counters resets them
     return sock
+
+
+def _kernel_drops(raw: socket.socket) -> int:
+    """``PACKET_STATISTICS``: (received, dropped) since the last read."""
+    try:
+        data = raw.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8)
+    except OSError:
+        return 0
+    return int.from_bytes(data[4:8], sys.byteorder)
 
 
 def default_interface() -> str:

@@ -70,6 +70,7 @@ def test_capture_on_lo_stores_exact_published_bodies() -> None:
     assert all(r.source == "iface" for r in gets)
     stats = done[0]
     assert stats.dropped_duplicates > 0  # type: ignore[attr-defined]
+    assert stats.kernel_drops == 0  # type: ignore[attr-defined]
 
 
 def test_unknown_interface_is_one_line() -> None:

@@ -431,11 +431,15 @@ def capture_iface(
             capture.close()
             decoder = dataclasses.asdict(capture.decoder.stats)
             store.finish_run(run, stats={"interface": name, "frames": capture.stats.frames,
+                                         "kernel_drops": capture.stats.kernel_drops,
                                          "decoder": decoder})
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
         store.close()
+    if stats.kernel_drops:
+        _err(f"warning: the kernel dropped {stats.kernel_drops:,} frames busdoc could not "
+             "read in time; messages around them may be missing")
     d = stats.decoder
     print(f"{d.messages if d else 0:,} observations from {stats.frames:,} frames on {name} "
           f"into run {run.id}")
