@@ -163,6 +163,24 @@ def make_redactor(no_redact: bool, extra_rules: list[str] | None) -> Redactor:
     return Redactor([*DEFAULT_RULES, *(extra_rules or [])], enabled=not no_redact)
 
 
+def open_shared_store(db: str | None) -> Store:
+    """``open_store``, once more when another agent was creating the schema at that instant.
+
+    Two agents started together on a new PostgreSQL database both run CREATE TABLE; the
+    loser fails on a duplicate catalog key. By the time it retries the schema is there.
+    """
+    from busdoc.errors import StoreError
+    from busdoc.storage import open_store
+
+    try:
+        return open_store(db)
+    except StoreError as e:
+        if "duplicate key" not in str(e) and "already exists" not in str(e):
+            raise
+    time.sleep(1.0)
+    return open_store(db)
+
+
 class StoreSink:
     """Records → filters → sampler → the run's writer; returns once committed."""
 
@@ -271,7 +289,6 @@ def capture_firehose(
     from busdoc.sniffer.agent import FirehoseAgent
     from busdoc.sniffer.firehose import BodySampler, RecordFilter
     from busdoc.sniffer.tracing import mask_url
-    from busdoc.storage import open_store
 
     urls = resolve_urls(url, url_file)
     ssl_options = tls_options(urls, ca_cert, cert, key)
@@ -287,7 +304,7 @@ def capture_firehose(
     redactor = make_redactor(no_redact, redact)
     masked = [mask_url(u) for u in urls]
 
-    store = open_store(db)
+    store = open_shared_store(db)
     try:
         run = store.begin_run(
             kind="firehose", name=" ".join(masked) + (f" {','.join(vhost)}" if vhost else ""),
