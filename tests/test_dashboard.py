@@ -306,6 +306,21 @@ async def test_watch_infers_messages_a_capture_writes_while_it_runs(live_db: str
                 break
         assert len(app.rows) == 12
         assert app.query_one("#entries", DataTable).display
+        # the cursor stays on its entry when the next capture file lands
+        await pilot.press("down", "down", "down")
+        assert app.query_one("#entries", DataTable).cursor_row == 3
+        key = app.shown[3].key
+        agent_store = open_store(live_db)
+        import_captures(agent_store, [str(CAPTURES / "pika_split.pcapng")],
+                        redactor=Redactor())
+        agent_store.close()
+        before = app.refreshes
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.refreshes > before and app.snapshot and app.snapshot.last_message_id > 14:
+                break
+        assert app.snapshot is not None and app.snapshot.last_message_id > 14
+        assert app.shown[app.query_one("#entries", DataTable).cursor_row].key == key
     assert dashboard_store.get_state(STATE_KEY) is not None
     dashboard_store.close()
 

@@ -384,6 +384,8 @@ class DashboardApp(App[None]):
             message.remove_class("active")
             table.display = not self.tree_view
             self.query_one("#tree", Tree).display = self.tree_view
+            if self.focused is None:  # hidden while the store was empty, focus went away
+                self._focus_list()
             if changed:
                 self.rows = model.rows_from_catalog(snap.catalog)
                 self._fill()
@@ -431,6 +433,8 @@ class DashboardApp(App[None]):
     def _fill_tree(self, rows: list[model.Row]) -> None:
         """The same rows as services → topics → entries, with totals on every branch."""
         tree: Tree[str] = self.query_one("#tree", Tree)
+        keep = tree.cursor_node.data if tree.cursor_node is not None else None
+        keep_node = None
         tree.clear()
         for service in model.group_rows(rows):
             s_node = tree.root.add(
@@ -444,7 +448,11 @@ class DashboardApp(App[None]):
                     label = Text.assemble(
                         (r.name, "bold"), f"  {r.styles}  {r.count:,}",
                         f"  err {model.fmt_percent(r.error_rate)}" if r.error_rate else "")
-                    t_node.add_leaf(label, data=r.key)
+                    leaf = t_node.add_leaf(label, data=r.key)
+                    if r.key == keep:
+                        keep_node = leaf
+        if keep_node is not None:  # --watch rebuilds the tree: stay on the same entry
+            tree.move_cursor(keep_node)
 
     def _cursor_key(self) -> str | None:
         table = self.query_one("#entries", DataTable)
