@@ -432,3 +432,21 @@ def test_doctor_says_the_broker_is_down_and_exits_1(tmp_path: Path) -> None:
     assert broker["status"] == "fail" and broker["detail"].endswith("Connection refused")
     assert store["status"] == "ok"
     assert "s3cr3t" not in done.stdout
+
+
+def test_gap_lines_name_run_reason_vhost_and_span() -> None:
+    from busdoc.commands.live import gap_lines
+
+    class Run:
+        id = 7
+        stats = {"gaps": [{"url": "amqp://u:***@h/", "vhost": "nova", "reason": "queue_full",
+                           "start": 1767225600.0, "end": 1767225660.0}]}
+
+    class Other:
+        id = 8
+        stats: dict[str, Any] = {}
+
+    assert gap_lines([Run(), Other()]) == [
+        "run 7: gap (trace queue full) in vhost nova on amqp://u:***@h/ from "
+        "2026-01-01 00:00:00Z to 2026-01-01 00:01:00Z: messages may be missing"
+    ]

@@ -402,6 +402,23 @@ class _StatusDisplay:
             print(f"busdoc: {status.line()}", file=sys.stderr, flush=True)
 
 
+def gap_lines(runs: list[Any]) -> list[str]:
+    """One line per recorded gap of the given capture runs (``RunInfo``), for ``stats``."""
+
+    def when(t: float | None) -> str:
+        return "?" if t is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t))
+
+    lines = []
+    for run in runs:
+        for gap in run.stats.get("gaps", []) or []:
+            reason = "trace queue full" if gap.get("reason") == "queue_full" else "disconnected"
+            lines.append(
+                f"run {run.id}: gap ({reason}) in vhost {gap.get('vhost')} on {gap.get('url')} "
+                f"from {when(gap.get('start'))} to {when(gap.get('end'))}: messages may be missing"
+            )
+    return lines
+
+
 # -- capture iface -------------------------------------------------------------------------
 
 
