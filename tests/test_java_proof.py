@@ -1,11 +1,12 @@
 """The proof of issue 6: a Java client built only from busdoc's output talks to the real service.
 
 From the committed capture ``oslo_rpc.pcap``: import, infer, render JSON Schema and the
-catalog; generate Java classes with quicktype (args and reply of ``get_console_url``,
-args of ``reboot_instance``, the oslo envelope, request and reply message); compile the
-client template ``tests/java/ProofClient.java`` with them against Debian's
-``librabbitmq-client-java`` and ``libjackson2-databind-java``; run it against the
-project's oslo.messaging compute service in a temporary vhost. The exchange, routing
+catalog; generate Java classes with quicktype (args and replies of ``get_console_url``
+and ``build_instance`` at their newest versions, the latter with the ``Instance``
+versioned object, args of ``reboot_instance``, the oslo envelope, request and reply
+message); compile the client template ``tests/java/ProofClient.java`` with them against
+Debian's ``librabbitmq-client-java`` and ``libjackson2-databind-java``; run it against
+the project's oslo.messaging compute service in a temporary vhost. The exchange, routing
 key, API versions, reply queue naming and content type it uses are read from the
 catalog and the wire schemas, not from the service's code.
 
@@ -15,6 +16,7 @@ the JDK) and ``npm ci --prefix tools/java`` (quicktype); skipped when they are m
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -43,7 +45,8 @@ JARS = [
                  "jackson-annotations.jar", "slf4j-api.jar", "slf4j-nop.jar")
 ]
 PACKAGE = "busdoc.proof"
-CALL, CAST = "get_console_url", "reboot_instance"
+# role in the client -> method; each is used at the newest version the catalog documents
+METHODS = {"call": "get_console_url", "build": "build_instance", "cast": "reboot_instance"}
 
 
 def _missing_tools() -> list[str]:
@@ -74,24 +77,28 @@ def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def entry(catalog: dict[str, Any], method: str) -> dict[str, Any]:
-    (found,) = [e for e in catalog["entries"]
-                if e["kind"] == "rpc" and e["method"] == method]
-    return found
+def newest(catalog: dict[str, Any], method: str) -> dict[str, Any]:
+    """The catalog entry of ``method`` at its highest version."""
+    found = [e for e in catalog["entries"] if e["kind"] == "rpc" and e["method"] == method]
+    assert found, method
+    return max(found, key=lambda e: tuple(int(p) for p in e["version"].split(".")))
 
 
 def schema_files(schemas: Path) -> dict[str, Path]:
-    """The schema files the client needs, found through the index busdoc writes."""
-    catalog = json.loads((schemas / "index.json").read_text())["entries"]
+    """Schema files by ``method@version`` (``.reply`` for the reply) and wire name.
+
+    Found through the index busdoc writes next to them.
+    """
+    index = json.loads((schemas / "index.json").read_text())["entries"]
     files: dict[str, Path] = {}
-    for key, names in catalog.items():
+    for key, names in index.items():
         for name in names:
             path = schemas / name
             if key.startswith("wire:"):
                 files[path.name.removesuffix(".schema.json")] = path
-            elif key.startswith("rpc:") and key.split("/")[-1].split("@")[0] in (CALL, CAST):
-                method = key.split("/")[-1].split("@")[0]
-                files[method + (".reply" if name.endswith(".reply.schema.json") else "")] = path
+            elif key.startswith("rpc:"):
+                reply = ".reply" if name.endswith(".reply.schema.json") else ""
+                files[key.rsplit("/", 1)[1] + reply] = path
     return files
 
 
@@ -99,8 +106,9 @@ def contract(output: Path, url: str, values: dict[str, str]) -> dict[str, str]:
     """Where and how to send, from the catalog and the wire schemas only."""
     catalog = json.loads((output / "catalog.json").read_text())
     files = schema_files(output / "schemas")
-    call, cast = entry(catalog, CALL), entry(catalog, CAST)
-    assert call["styles"] == ["call"] and cast["styles"] == ["cast"]
+    entries = {role: newest(catalog, method) for role, method in METHODS.items()}
+    assert entries["call"]["styles"] == entries["build"]["styles"] == ["call"]
+    assert entries["cast"]["styles"] == ["cast"]
     request = json.loads(files["request"].read_text())
     reply_q = re.fullmatch(r"\^(\w+)\[0-9a-f\]\{32\}\$",
                            request["properties"]["_reply_q"]["pattern"])
@@ -108,7 +116,10 @@ def contract(output: Path, url: str, values: dict[str, str]) -> dict[str, str]:
     envelope = json.loads(files["envelope"].read_text())
     content_type = re.search(r"content type `([^`]+)`, ([\w-]+)", envelope["description"])
     assert content_type, envelope["description"]
-    assert call["exchange"] == cast["exchange"] and not call["exchange_guessed"]
+    call = entries["call"]
+    for e in entries.values():
+        assert (e["exchange"], e["routing_keys"]) == (call["exchange"], call["routing_keys"])
+        assert not e["exchange_guessed"]
     return {
         "uri": url,
         "exchange": call["exchange"],
@@ -116,10 +127,8 @@ def contract(output: Path, url: str, values: dict[str, str]) -> dict[str, str]:
         "reply_queue_prefix": reply_q.group(1),
         "content_type": content_type.group(1),
         "content_encoding": content_type.group(2).lower(),
-        "call.method": call["method"],
-        "call.version": call["version"],
-        "cast.method": cast["method"],
-        "cast.version": cast["version"],
+        **{f"{role}.method": e["method"] for role, e in entries.items()},
+        **{f"{role}.version": e["version"] for role, e in entries.items()},
         **values,
     }
 
@@ -137,15 +146,24 @@ def patch_converter(source: str) -> str:
     return patched
 
 
-def build_client(schemas: Path, work: Path) -> Path:
+def build_client(schemas: Path, catalog_file: Path, work: Path) -> Path:
     """quicktype the needed schemas to Java, add the client template, compile; the class dir."""
+    catalog = json.loads(catalog_file.read_text())
     files = schema_files(schemas)
+    wanted: list[str] = []
+    for method in METHODS.values():
+        entry = newest(catalog, method)
+        key = f"{method}@{entry['version']}"
+        wanted += [key, key + ".reply"] if entry["reply"] else [key]
     src = work / "src" / Path(*PACKAGE.split("."))
     src.mkdir(parents=True)
-    sources = [files[k] for k in (CALL, CALL + ".reply", CAST, "envelope", "request", "reply")]
+    sources = [files[k] for k in (*wanted, "envelope", "request", "reply")]
     subprocess.run(
         [str(QUICKTYPE), "--lang", "java", "--src-lang", "schema", "--package", PACKAGE,
-         "--array-type", "list", "-o", str(src / "Converter.java"), *map(str, sources)],
+         "--array-type", "list",
+         # java.util.Date: Debian has no jackson-datatype-jsr310, and jackson 2.12+
+         # refuses to serialise java.time types without it.
+         "--datetime-provider", "legacy", "-o", str(src / "Converter.java"), *map(str, sources)],
         check=True, capture_output=True, text=True, timeout=120,
     )
     converter = src / "Converter.java"
@@ -211,38 +229,76 @@ def values() -> dict[str, str]:
         "instance_uuid": str(uuid.uuid4()),
         "console_type": "spice-html5",
         "reboot_type": "HARD",
+        "hostname": "vm-java",
+        "vm_state": "building",
+        "memory_mb": "4096",
+        "vcpus": "4",
+        "created_at": "2026-11-24T20:10:06Z",
+        "metadata_key": str(uuid.uuid4()),
+        "metadata_value": "from-java",
+        "tag": "java",
+        "network_id": str(uuid.uuid4()),
+        "disk_id": str(uuid.uuid4()),
+        "size_gb": "20",
+        "host": "host-a",
+        "admin_password": "java-proof-password",
         "auth_token": "java-proof-token",
         "user_id": "c0ffee00c0ffee00c0ffee00c0ffee00",
         "project_id": "5a1ad0005a1ad0005a1ad0005a1ad000",
-        "call.request_id": f"req-{uuid.uuid4()}",
-        "cast.request_id": f"req-{uuid.uuid4()}",
+        **{f"{role}.request_id": f"req-{uuid.uuid4()}" for role in METHODS},
     }
+
+
+def instant(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_java_client_from_generated_classes_calls_and_casts_the_oslo_service(
     output: Path, service: Service, tmp_path: Path
 ) -> None:
-    classes = build_client(output / "schemas", tmp_path / "java")
+    classes = build_client(output / "schemas", output / "catalog.json", tmp_path / "java")
     given = values()
     done = run_client(classes, contract(output, service.url, given), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    printed = dict(line.split(" ", 1) for line in done.stdout.splitlines())
     uuid_, console = given["instance_uuid"], given["console_type"]
-    # The reply, parsed into the generated result class and written back out by it.
-    assert json.loads(lines["REPLY"]) == {
+    # Each reply, parsed into its generated result class and written back out by it.
+    assert json.loads(printed["REPLY"]) == {
         "url": f"http://console.example:6080/{console}?token={uuid_}",
         "console_type": console,
     }
-    assert lines["CAST"] == given["cast.request_id"]
-    assert wait_until(lambda: len(service.requests()) == 2, timeout=30)
-    call, cast = service.requests()
-    assert (call["method"], call["args"]) == (
-        CALL, {"instance_uuid": uuid_, "console_type": console})
-    assert (cast["method"], cast["args"]) == (
-        CAST, {"instance_uuid": uuid_, "reboot_type": given["reboot_type"]})
-    for got, which in ((call, "call"), (cast, "cast")):
-        ctxt = got["ctxt"]
-        assert ctxt["request_id"] == given[f"{which}.request_id"]
+    assert json.loads(printed["BUILD"]) == {"uuid": uuid_, "host": "host-a", "networks": 1}
+    assert printed["CAST"] == given["cast.request_id"]
+
+    assert wait_until(lambda: len(service.requests()) == 3, timeout=30)
+    got = {r["method"]: r for r in service.requests()}
+    assert got["get_console_url"]["args"] == {"instance_uuid": uuid_, "console_type": console}
+    assert got["reboot_instance"]["args"] == {
+        "instance_uuid": uuid_, "reboot_type": given["reboot_type"]}
+    build = got["build_instance"]["args"]
+    instance = build.pop("instance")
+    data = instance.pop("nova_object.data")
+    assert instance == {"nova_object.name": "Instance", "nova_object.namespace": "nova",
+                        "nova_object.version": "2.8",
+                        "nova_object.changes": ["hostname", "vm_state"]}
+    assert instant(data.pop("created_at")) == instant(given["created_at"])
+    assert data == {
+        "uuid": uuid_, "hostname": given["hostname"], "vm_state": given["vm_state"],
+        "memory_mb": 4096, "vcpus": 4, "launched_at": None, "locked_by": None,
+        "metadata": {given["metadata_key"]: given["metadata_value"]}, "tags": [given["tag"]],
+    }
+    scheduled_at = build.pop("scheduled_at")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", scheduled_at)
+    # Jackson writes optional fields left unset as null (port_id): oslo passes them on.
+    assert build == {
+        "admin_password": given["admin_password"], "host": "host-a",
+        "requested_networks": [
+            {"network_id": given["network_id"], "fixed_ip": None, "port_id": None}],
+        "block_device_mapping": {given["disk_id"]: {"size_gb": 20, "boot_index": 0}},
+    }
+    for role, method in METHODS.items():
+        ctxt = got[method]["ctxt"]
+        assert ctxt["request_id"] == given[f"{role}.request_id"]
         assert (ctxt["user_id"], ctxt["project_id"], ctxt["roles"], ctxt["is_admin"]) == (
             given["user_id"], given["project_id"], ["member"], False)
 
@@ -253,13 +309,15 @@ def test_a_wrong_argument_name_in_the_schema_makes_the_real_server_fail_the_call
     """The proof can fail: rename one argument in the schema and the server rejects the call."""
     schemas = tmp_path / "schemas"
     shutil.copytree(output / "schemas", schemas)
-    args_file = schema_files(schemas)[CALL]
+    catalog = json.loads((output / "catalog.json").read_text())
+    version = newest(catalog, METHODS["call"])["version"]
+    args_file = schema_files(schemas)[f"{METHODS['call']}@{version}"]
     text = args_file.read_text()
     assert text.count('"console_type"') == 2  # the property and its entry in required
     args_file.write_text(text.replace('"console_type"', '"consoleType"'))
-    classes = build_client(schemas, tmp_path / "java")
+    classes = build_client(schemas, output / "catalog.json", tmp_path / "java")
     done = run_client(classes, contract(output, service.url, values()), tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
     failure = json.loads(done.stdout.split("FAILURE ", 1)[1])
     assert failure["class"] == "TypeError" and "consoleType" in failure["message"]
-    assert [r["method"] for r in service.requests()] == [CALL]
+    assert [r["method"] for r in service.requests()] == [METHODS["call"]]

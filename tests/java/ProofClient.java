@@ -12,10 +12,13 @@ import java.io.FileInputStream;
 import java.io.InputStreamReader;
 import java.io.Reader;
 import java.nio.charset.StandardCharsets;
+import java.time.Instant;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.Date;
 import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
@@ -31,8 +34,8 @@ import java.util.concurrent.TimeUnit;
  * and the reply queue naming come from the properties file the test writes from busdoc's
  * catalog and wire schemas. Nothing here is taken from the Python service's code.
  *
- * Prints {@code REPLY <json>} (the call's result, re-serialised from the generated reply
- * class) and {@code CAST <request id>}; exits 3 when the server answers with a failure.
+ * Prints {@code REPLY <json>} and {@code BUILD <json>} (each call's result, re-serialised
+ * from its generated reply class) and {@code CAST <request id>}; exits 3 when the server answers with a failure.
  */
 public final class ProofClient {
     private static final ObjectMapper PLAIN = new ObjectMapper();
@@ -51,21 +54,82 @@ public final class ProofClient {
         try (Connection conn = factory.newConnection("busdoc-java-proof")) {
             Channel channel = conn.createChannel();
             call(channel, contract);
+            build(channel, contract);
             cast(channel, contract);
             channel.close();
         }
     }
 
-    /** get_console_url: a call, answered on our own reply queue through the default exchange. */
+    /** get_console_url: a call whose reply is parsed into the generated result class. */
     private static void call(Channel channel, Properties contract) throws Exception {
         GetConsoleURLArgs1_0 args = new GetConsoleURLArgs1_0();
         args.setInstanceUUID(UUID.fromString(contract.getProperty("instance_uuid")));
         args.setConsoleType(contract.getProperty("console_type"));
+        Object result = callAndWait(channel, contract, "call",
+                Converter.GetConsoleURLArgs1_0ToJsonString(args));
+        GetConsoleURLReply1_0 parsed =
+                Converter.GetConsoleURLReply1_0FromJsonString(PLAIN.writeValueAsString(result));
+        if (parsed.getURL() == null || parsed.getConsoleType() == null) {
+            throw new IllegalStateException("reply lacks a required field: " + result);
+        }
+        System.out.println("REPLY " + Converter.GetConsoleURLReply1_0ToJsonString(parsed));
+    }
 
+    /**
+     * build_instance at the newest version: a versioned object (constant name, namespace
+     * and version), a map keyed by data, nullable and optional fields, date-times.
+     */
+    private static void build(Channel channel, Properties contract) throws Exception {
+        InstanceData2_8 data = new InstanceData2_8();
+        data.setUUID(UUID.fromString(contract.getProperty("instance_uuid")));
+        data.setHostname(contract.getProperty("hostname"));
+        data.setVMState(contract.getProperty("vm_state"));
+        data.setMemoryMB(Long.parseLong(contract.getProperty("memory_mb")));
+        data.setVcpus(Long.parseLong(contract.getProperty("vcpus")));
+        data.setCreatedAt(Date.from(Instant.parse(contract.getProperty("created_at"))));
+        data.setLaunchedAt(null);
+        data.setLockedBy(null);
+        data.setMetadata(Collections.singletonMap(contract.getProperty("metadata_key"),
+                contract.getProperty("metadata_value")));
+        data.setTags(Arrays.asList(contract.getProperty("tag")));
+        Instance2_8 instance = new Instance2_8();
+        instance.setNovaObjectName(InstanceObjectName.INSTANCE);
+        instance.setNovaObjectNamespace(InstanceObjectNamespace.NOVA);
+        instance.setNovaObjectVersion(InstanceObjectVersion2_8.THE_28);
+        instance.setNovaObjectData(data);
+        instance.setNovaObjectChanges(Arrays.asList("hostname", "vm_state"));
+
+        BuildInstanceArgsRequestedNetworksItem1_1 network = new BuildInstanceArgsRequestedNetworksItem1_1();
+        network.setNetworkID(UUID.fromString(contract.getProperty("network_id")));
+        network.setFixedIP(contract.getProperty("fixed_ip"));
+        BuildInstanceArgsBlockDeviceMappingValue1_1 disk = new BuildInstanceArgsBlockDeviceMappingValue1_1();
+        disk.setSizeGB(Long.parseLong(contract.getProperty("size_gb")));
+        disk.setBootIndex(0L);
+
+        BuildInstanceArgs1_1 args = new BuildInstanceArgs1_1();
+        args.setInstance(instance);
+        args.setAdminPassword(contract.getProperty("admin_password"));
+        args.setRequestedNetworks(Arrays.asList(network));
+        args.setScheduledAt(LocalDateTime.now(ZoneOffset.UTC).format(PY_STR));
+        args.setBlockDeviceMapping(Collections.singletonMap(contract.getProperty("disk_id"), disk));
+        args.setHost(contract.getProperty("host"));
+        Object result = callAndWait(channel, contract, "build",
+                Converter.BuildInstanceArgs1_1ToJsonString(args));
+        BuildInstanceReply1_1 parsed =
+                Converter.BuildInstanceReply1_1FromJsonString(PLAIN.writeValueAsString(result));
+        if (parsed.getUUID() == null || parsed.getHost() == null) {
+            throw new IllegalStateException("reply lacks a required field: " + result);
+        }
+        System.out.println("BUILD " + Converter.BuildInstanceReply1_1ToJsonString(parsed));
+    }
+
+    /** Publish a call and wait for its reply on our own queue (via the default exchange). */
+    private static Object callAndWait(Channel channel, Properties contract, String which,
+                                      String argsJson) throws Exception {
         String replyQueue = contract.getProperty("reply_queue_prefix") + hex();
         channel.queueDeclare(replyQueue, false, true, true, null);
         BlockingQueue<byte[]> bodies = new LinkedBlockingQueue<>();
-        channel.basicConsume(replyQueue, true, new DefaultConsumer(channel) {
+        String tag = channel.basicConsume(replyQueue, true, new DefaultConsumer(channel) {
             @Override
             public void handleDelivery(String tag, Envelope envelope, AMQP.BasicProperties props,
                                        byte[] body) {
@@ -73,8 +137,7 @@ public final class ProofClient {
             }
         });
 
-        NovaRequest request = request(contract, "call",
-                Converter.GetConsoleURLArgs1_0ToJsonString(args));
+        NovaRequest request = request(contract, which, argsJson);
         String msgId = hex();
         request.setMsgID(msgId);
         request.setReplyQ(replyQueue);
@@ -108,12 +171,8 @@ public final class ProofClient {
                 break;
             }
         }
-        GetConsoleURLReply1_0 parsed =
-                Converter.GetConsoleURLReply1_0FromJsonString(PLAIN.writeValueAsString(result));
-        if (parsed.getURL() == null || parsed.getConsoleType() == null) {
-            throw new IllegalStateException("reply lacks a required field: " + result);
-        }
-        System.out.println("REPLY " + Converter.GetConsoleURLReply1_0ToJsonString(parsed));
+        channel.basicCancel(tag);
+        return result;
     }
 
     /** reboot_instance: a cast, no reply queue and no message id. */

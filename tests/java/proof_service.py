@@ -51,6 +51,11 @@ def main(url: str, log_path: str) -> None:
             result: dict[str, Any] = super().get_console_url(ctxt, **args)
             return result
 
+        def build_instance(self, ctxt: dict[str, Any], **args: Any) -> dict[str, Any]:
+            log("build_instance", ctxt, args)
+            result: dict[str, Any] = super().build_instance(ctxt, **args)
+            return result
+
         def reboot_instance(self, ctxt: dict[str, Any], **args: Any) -> None:
             log("reboot_instance", ctxt, args)
             super().reboot_instance(ctxt, **args)
