@@ -209,19 +209,26 @@ def service(tmp_path: Path) -> Iterator[Service]:
         log = tmp_path / "received.jsonl"
         amqp = url_for(vhost)
         rabbit = "rabbit" + amqp.removeprefix("amqp")
-        proc = subprocess.Popen([sys.executable, str(SERVICE), rabbit, str(log)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+        with open(tmp_path / "service.err", "w") as err:
+            proc = subprocess.Popen([sys.executable, str(SERVICE), rabbit, str(log)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=err, text=True, cwd=str(ROOT))
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             if line.strip() != "READY":
                 proc.kill()
-                pytest.fail(f"service did not start: {line}{proc.communicate()[1][-2000:]}")
+                proc.wait()
+                pytest.fail(f"service did not start: {line}"
+                            f"{(tmp_path / 'service.err').read_text()[-2000:]}")
             yield Service(amqp, log)
         finally:
             if proc.poll() is None:
-                proc.communicate(timeout=60)
+                try:
+                    proc.communicate(timeout=60)  # closing stdin stops it
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def values() -> dict[str, str]:
@@ -321,3 +328,20 @@ def test_a_wrong_argument_name_in_the_schema_makes_the_real_server_fail_the_call
     failure = json.loads(done.stdout.split("FAILURE ", 1)[1])
     assert failure["class"] == "TypeError" and "consoleType" in failure["message"]
     assert [r["method"] for r in service.requests()] == [METHODS["call"]]
+
+
+def test_an_argument_missing_from_the_schema_breaks_the_client_build(
+    output: Path, tmp_path: Path
+) -> None:
+    """Without the argument in the schema there is no generated setter to send it with."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(output / "schemas", schemas)
+    catalog = json.loads((output / "catalog.json").read_text())
+    version = newest(catalog, METHODS["build"])["version"]
+    args_file = schema_files(schemas)[f"{METHODS['build']}@{version}"]
+    schema = json.loads(args_file.read_text())
+    del schema["properties"]["admin_password"]
+    schema["required"].remove("admin_password")
+    args_file.write_text(json.dumps(schema))
+    with pytest.raises(AssertionError, match="setAdminPassword"):
+        build_client(schemas, output / "catalog.json", tmp_path / "java")
