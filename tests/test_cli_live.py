@@ -450,3 +450,23 @@ def test_gap_lines_name_run_reason_vhost_and_span() -> None:
         "run 7: gap (trace queue full) in vhost nova on amqp://u:***@h/ from "
         "2026-01-01 00:00:00Z to 2026-01-01 00:01:00Z: messages may be missing"
     ]
+
+
+def test_least_privilege_user_captures_with_tracing_assume(tmp_path: Path) -> None:
+    """The permissions docs/agent.md gives for a service user are enough, and no more."""
+    db = str(tmp_path / "fh.db")
+    perms = (r"^busdoc\.", r"^busdoc\.", r"^(busdoc\..*|amq\.rabbitmq\.trace)$")
+    with temp_vhost() as vhost, temp_user(vhost, "leastpw", perms=perms) as user:
+        _http("PUT", f"/vhosts/{vhost}", {"tracing": True})  # the operator's job
+        agent = Agent("--url", url_for(vhost, user, "leastpw"), "--tracing", "assume",
+                      "--db", db, "--max-messages", "1", "--duration", "60")
+        agent.ready()
+        publish(vhost, [("amq.topic", "k", b"least")])
+        code, out, err = agent.finish()
+        still_on = tracing_on(vhost)
+
+    assert code == 0, err
+    assert f"tracing {vhost}: assume" in err
+    assert "0 gaps" in out  # the depth polls (passive declares) were allowed too
+    assert still_on  # assume never switches tracing
+    assert [m.body for m in open_store(db).iter_messages()] == [b"least"]
