@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     inspect,
     select,
+    text,
 )
 
 from busdoc.errors import StoreError
@@ -159,6 +160,19 @@ def write_version(conn: Connection, version: int) -> None:
     conn.execute(meta.insert().values(key="schema_version", value=str(version)))
 
 
+_SCHEMA_LOCK = 0x62757364  # "busd": one advisory lock id for schema changes
+
+
+def _serialise_schema_changes(conn: Connection) -> None:
+    """Several agents may open a new PostgreSQL store at once: one creates, the others wait.
+
+    The lock is held to the end of the transaction. SQLite needs none: its writers are
+    already serialised by the database file lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+
+
 def ensure_schema(
     engine_connect: Callable[[], Connection],
     *,
@@ -169,6 +183,7 @@ def ensure_schema(
     target = SCHEMA_VERSION if target is None else target
     steps = MIGRATIONS if steps is None else steps
     with engine_connect() as conn, conn.begin():
+        _serialise_schema_changes(conn)
         version = read_version(conn)
         if version is None:
             if inspect(conn).has_table("messages"):
@@ -186,6 +201,7 @@ def ensure_schema(
         if step is None:
             raise StoreError(f"no migration from store schema version {version} to {version + 1}")
         with engine_connect() as conn, conn.begin():
+            _serialise_schema_changes(conn)
             step(conn)
             version += 1
             write_version(conn, version)
