@@ -149,7 +149,7 @@ ProgressHook = Callable[[int], None]
 
 def import_captures(
     store: Store,
-    paths: Sequence[str],
+    paths: Sequence[str | os.PathLike[str]],
     *,
     server_ports: tuple[int, ...] = (5672,),
     redactor: Redactor,
@@ -158,6 +158,7 @@ def import_captures(
 ) -> ImportSummary:
     """Decode every file and store what it holds; see the module docstring for order."""
     started = time.monotonic()
+    paths = [os.fspath(p) for p in paths]
     results = {p: FileResult(name=p) for p in paths}
     ordered: list[tuple[float, str]] = []
     for path in paths:
