@@ -182,10 +182,11 @@ def stats(db: DbOption = None, json_out: JsonOption = False) -> None:
         runs = store.runs()
     finally:
         store.close()
+    gaps = [gap for run in runs for gap in (run.stats.get("gaps") or [])]
     if json_out:
         import json
 
-        print(json.dumps(counts, sort_keys=True))
+        print(json.dumps({**counts, "gaps": len(gaps)}, sort_keys=True))
         return
     from rich.console import Console
     from rich.table import Table
@@ -206,6 +207,11 @@ def stats(db: DbOption = None, json_out: JsonOption = False) -> None:
                 str(run.id), run.kind, run.name, run.status, str(run.counts.get("messages", ""))
             )
         console.print(run_table)
+    if gaps:
+        from busdoc.commands.live import gap_lines
+
+        for line in gap_lines(runs):
+            console.print(line)
 
 
 class ExportFormat(StrEnum):
