@@ -11,7 +11,21 @@ from pathlib import Path
 import pytest
 
 BUSDOC = [sys.executable, "-m", "busdoc"]
-COMMANDS = [["capture"], ["capture", "pcap"], ["stats"], ["export"], ["infer"]]
+COMMANDS = [
+    ["capture"],
+    ["capture", "pcap"],
+    ["capture", "firehose"],
+    ["capture", "iface"],
+    ["capture", "tracing-log"],
+    ["stats"],
+    ["export"],
+    ["infer"],
+    ["dashboard"],
+    ["diff"],
+    ["validate"],
+    ["doctor"],
+    ["prune"],
+]
 
 
 def run(*args: str, cwd: Path | None = None, stdin: bytes | None = None,

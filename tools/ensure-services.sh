@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install and start what the test suite needs on a fresh Debian machine:
 # tcpdump and tshark (real captures, an independent decoder to compare with),
-# RabbitMQ with the management plugin (tracing switched over HTTP) and PostgreSQL.
+# chromium (the HTML report is checked in a real browser), tmux (the dashboard in a
+# real terminal), a JDK with the RabbitMQ and Jackson jars (a Java client built from
+# the generated schemas), RabbitMQ with the management plugin (tracing switched over
+# HTTP) and PostgreSQL.
 # Idempotent: a machine that has everything running is left as it is.
 set -euo pipefail
 
@@ -12,6 +15,13 @@ command -v tcpdump >/dev/null || missing+=(tcpdump)
 command -v tshark >/dev/null || missing+=(tshark)
 command -v rabbitmqctl >/dev/null || missing+=(rabbitmq-server)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v tmux >/dev/null || missing+=(tmux)
+command -v javac >/dev/null || missing+=(default-jdk-headless)
+command -v node >/dev/null || missing+=(nodejs npm)
+[ -e /usr/share/java/com.rabbitmq.client.jar ] || [ -e /usr/share/java/amqp-client.jar ] \
+    || missing+=(librabbitmq-client-java)
+[ -e /usr/share/java/jackson-databind.jar ] || missing+=(libjackson2-databind-java)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     as_root apt-get update -qq
