@@ -10,13 +10,17 @@ the project's oslo.messaging compute service in a temporary vhost. The exchange,
 key, API versions, reply queue naming and content type it uses are read from the
 catalog and the wire schemas, not from the service's code.
 
-Needs ``apt-get install librabbitmq-client-java libjackson2-databind-java`` (javac from
-the JDK) and ``npm ci --prefix tools/java`` (quicktype); skipped when they are missing.
+Needs a JDK, ``librabbitmq-client-java`` and ``libjackson2-databind-java`` from Debian
+(``tools/ensure-services.sh`` installs them) and quicktype, pinned in
+``tools/java/package-lock.json``: ``npm ci --prefix tools/java``, or without
+``tools/java/node_modules`` the test runs ``npm ci`` once into a cache folder
+(``BUSDOC_NPM_CACHE``, default ``~/.cache/busdoc``).
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -38,7 +42,8 @@ ROOT = TESTS.parent
 CAPTURE = TESTS / "captures" / "oslo_rpc.pcap"
 TEMPLATE = TESTS / "java" / "ProofClient.java"
 SERVICE = TESTS / "java" / "proof_service.py"
-QUICKTYPE = ROOT / "tools" / "java" / "node_modules" / ".bin" / "quicktype"
+TOOL = ROOT / "tools" / "java"
+QUICKTYPE = TOOL / "node_modules" / ".bin" / "quicktype"
 JARS = [
     Path("/usr/share/java") / name
     for name in ("amqp-client.jar", "jackson-databind.jar", "jackson-core.jar",
@@ -51,14 +56,30 @@ METHODS = {"call": "get_console_url", "build": "build_instance", "cast": "reboot
 
 def _missing_tools() -> list[str]:
     missing = [str(j) for j in JARS if not j.exists()]
-    if not QUICKTYPE.exists():
-        missing.append(f"{QUICKTYPE} (npm ci --prefix tools/java)")
-    missing += [tool for tool in ("javac", "java") if shutil.which(tool) is None]
+    missing += [tool for tool in ("javac", "java", "node", "npm") if shutil.which(tool) is None]
     return missing
 
 
-if _missing_tools():
-    pytest.skip(f"Java proof needs: {', '.join(_missing_tools())}", allow_module_level=True)
+@pytest.fixture(scope="module")
+def quicktype() -> Path:
+    """quicktype from ``tools/java``: its node_modules, else ``npm ci`` once into a cache."""
+    if _missing_tools():
+        pytest.fail(f"the Java proof needs {', '.join(_missing_tools())} (apt-get install "
+                    "default-jdk-headless librabbitmq-client-java libjackson2-databind-java "
+                    "nodejs npm)")
+    if QUICKTYPE.exists():
+        return QUICKTYPE
+    lock = (TOOL / "package-lock.json").read_bytes()
+    cache = Path(os.environ.get("BUSDOC_NPM_CACHE", Path.home() / ".cache" / "busdoc"))
+    target = cache / ("java-quicktype-" + hashlib.sha256(lock).hexdigest()[:12])
+    binary = target / "node_modules" / ".bin" / "quicktype"
+    if not binary.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(TOOL / name, target / name)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                       cwd=target, check=True, capture_output=True, timeout=600)
+    return binary
 
 
 def busdoc(*args: str) -> None:
@@ -146,7 +167,7 @@ def patch_converter(source: str) -> str:
     return patched
 
 
-def build_client(schemas: Path, catalog_file: Path, work: Path) -> Path:
+def build_client(quicktype: Path, schemas: Path, catalog_file: Path, work: Path) -> Path:
     """quicktype the needed schemas to Java, add the client template, compile; the class dir."""
     catalog = json.loads(catalog_file.read_text())
     files = schema_files(schemas)
@@ -159,7 +180,7 @@ def build_client(schemas: Path, catalog_file: Path, work: Path) -> Path:
     src.mkdir(parents=True)
     sources = [files[k] for k in (*wanted, "envelope", "request", "reply")]
     subprocess.run(
-        [str(QUICKTYPE), "--lang", "java", "--src-lang", "schema", "--package", PACKAGE,
+        [str(quicktype), "--lang", "java", "--src-lang", "schema", "--package", PACKAGE,
          "--array-type", "list",
          # java.util.Date: Debian has no jackson-datatype-jsr310, and jackson 2.12+
          # refuses to serialise java.time types without it.
@@ -261,9 +282,10 @@ def instant(text: str) -> datetime.datetime:
 
 
 def test_java_client_from_generated_classes_calls_and_casts_the_oslo_service(
-    output: Path, service: Service, tmp_path: Path
+    quicktype: Path, output: Path, service: Service, tmp_path: Path
 ) -> None:
-    classes = build_client(output / "schemas", output / "catalog.json", tmp_path / "java")
+    classes = build_client(quicktype, output / "schemas", output / "catalog.json",
+                           tmp_path / "java")
     given = values()
     done = run_client(classes, contract(output, service.url, given), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -311,7 +333,7 @@ def test_java_client_from_generated_classes_calls_and_casts_the_oslo_service(
 
 
 def test_a_wrong_argument_name_in_the_schema_makes_the_real_server_fail_the_call(
-    output: Path, service: Service, tmp_path: Path
+    quicktype: Path, output: Path, service: Service, tmp_path: Path
 ) -> None:
     """The proof can fail: rename one argument in the schema and the server rejects the call."""
     schemas = tmp_path / "schemas"
@@ -322,7 +344,7 @@ def test_a_wrong_argument_name_in_the_schema_makes_the_real_server_fail_the_call
     text = args_file.read_text()
     assert text.count('"console_type"') == 2  # the property and its entry in required
     args_file.write_text(text.replace('"console_type"', '"consoleType"'))
-    classes = build_client(schemas, output / "catalog.json", tmp_path / "java")
+    classes = build_client(quicktype, schemas, output / "catalog.json", tmp_path / "java")
     done = run_client(classes, contract(output, service.url, values()), tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
     failure = json.loads(done.stdout.split("FAILURE ", 1)[1])
@@ -331,7 +353,7 @@ def test_a_wrong_argument_name_in_the_schema_makes_the_real_server_fail_the_call
 
 
 def test_an_argument_missing_from_the_schema_breaks_the_client_build(
-    output: Path, tmp_path: Path
+    quicktype: Path, output: Path, tmp_path: Path
 ) -> None:
     """Without the argument in the schema there is no generated setter to send it with."""
     schemas = tmp_path / "schemas"
@@ -344,4 +366,4 @@ def test_an_argument_missing_from_the_schema_breaks_the_client_build(
     schema["required"].remove("admin_password")
     args_file.write_text(json.dumps(schema))
     with pytest.raises(AssertionError, match="setAdminPassword"):
-        build_client(schemas, output / "catalog.json", tmp_path / "java")
+        build_client(quicktype, schemas, output / "catalog.json", tmp_path / "java")
