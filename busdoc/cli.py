@@ -19,6 +19,7 @@ import typer
 from busdoc import __version__
 from busdoc.commands import register_all
 from busdoc.errors import BusdocError
+from busdoc.options import DbOption, JsonOption
 from busdoc.reports import FORMATS as REPORT_FORMATS
 
 app = typer.Typer(
@@ -42,17 +43,6 @@ capture_app = typer.Typer(
 )
 app.add_typer(capture_app, name="capture")
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="BUSDOC_DB",
-        help="Store: a SQLite file path (default ./busdoc.db) or a SQLAlchemy URL "
-        "(postgresql://user@host/db uses psycopg 3).",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
 
 def _err(message: str) -> None:

@@ -13,17 +13,7 @@ from typing import Annotated
 import typer
 
 from busdoc.errors import InputError
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="BUSDOC_DB",
-        help="Store: a SQLite file path (default ./busdoc.db) or a SQLAlchemy URL "
-        "(postgresql://user@host/db uses psycopg 3).",
-        show_default=False,
-    ),
-]
+from busdoc.options import DbOption
 
 
 def dashboard(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from busdoc.errors import BrokerError, InputError
+from busdoc.options import DbOption
 
 if TYPE_CHECKING:
     from busdoc.sniffer.records import Record
@@ -33,16 +34,6 @@ if TYPE_CHECKING:
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 URL_ENV = "BUSDOC_AMQP_URL"
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="BUSDOC_DB",
-        help="Store: a SQLite file path (default ./busdoc.db) or a SQLAlchemy URL "
-        "(postgresql://user@host/db uses psycopg 3).",
-        show_default=False,
-    ),
-]
 UrlOption = Annotated[
     list[str] | None,
     typer.Option(
