@@ -89,12 +89,13 @@ def busdoc(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """busdoc's output for the committed capture: ``catalog.json`` and ``schemas/``."""
+    """busdoc's output for the committed capture: catalog, JSON Schemas and Markdown."""
     out = tmp_path_factory.mktemp("busdoc-out")
     db = str(out / "store.db")
     busdoc("capture", "pcap", str(CAPTURE), "--db", db)
     busdoc("infer", "--db", db, "--format", "json", "-o", str(out / "catalog.json"))
     busdoc("infer", "--db", db, "--format", "jsonschema", "-o", str(out / "schemas"))
+    busdoc("infer", "--db", db, "--format", "markdown", "-o", str(out / "interface.md"))
     return out
 
 
@@ -367,3 +368,19 @@ def test_an_argument_missing_from_the_schema_breaks_the_client_build(
     args_file.write_text(json.dumps(schema))
     with pytest.raises(AssertionError, match="setAdminPassword"):
         build_client(quicktype, schemas, output / "catalog.json", tmp_path / "java")
+
+
+def test_the_markdown_documents_the_contract_the_client_follows(output: Path) -> None:
+    """What the client reads from the catalog and wire schemas is what the document says."""
+    sent = contract(output, "amqp://unused", {})
+    markdown = (output / "interface.md").read_text()
+    section = markdown.split("## Wire contract of", 1)[1]
+    assert f"content type `{sent['content_type']}`" in section
+    assert f"`{sent['reply_queue_prefix']}<uuid4 hex>`" in section
+    assert "default exchange" in section and "`_reply_q`" in section
+    assert f"| `{sent['exchange']}` | topic | `{sent['routing_key']}` | call/cast |" in section
+    for role in METHODS:
+        verb = "cast" if role == "cast" else "call"
+        assert (f"| to {verb} | exchange `{sent['exchange']}` (topic), routing key "
+                f"`{sent['routing_key']}`") in markdown
+        assert f"{sent[role + '.method']}@{sent[role + '.version']}.schema.json" in markdown
