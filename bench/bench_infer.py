@@ -1,4 +1,4 @@
-"""Inference throughput on oslo-shaped traffic: ``python -m busdoc.inference.bench [N]``.
+"""Inference throughput on oslo-shaped traffic: ``python bench/bench_infer.py [N]``.
 
 Builds N stored messages (calls with nested versioned objects, replies, casts,
 notifications; about 1.3 kB bodies in the 2.0 envelope) in memory first, then times only
