@@ -31,8 +31,14 @@ demo: $(STAMP)
 services:
 	bash tools/ensure-services.sh
 
+# Node tools the report tests run: the AsyncAPI parser and quicktype (pinned by lockfiles).
+NODE_TOOLS := tools/asyncapi-validate/node_modules tools/java/node_modules
+tools/%/node_modules: tools/%/package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --prefix tools/$*
+	touch $@
+
 # Tests that restart the shared broker run last, in a pytest run of their own.
-test: services $(STAMP)
+test: services $(STAMP) $(NODE_TOOLS)
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not broker_restart" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -p no:cacheprovider -m broker_restart $(PYTEST_ARGS)
 
