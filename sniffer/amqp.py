@@ -453,6 +453,22 @@ def _decode_start_ok(p: bytes) -> dict[str, Any]:
     }
 
 
+def _decode_update_secret(p: bytes) -> dict[str, Any]:
+    """Connection.UpdateSecret (RabbitMQ's OAuth 2 token refresh): the reason only.
+
+    The new secret is a bearer token and is never kept. pika 1.3 cannot decode this
+    method: its class needs constructor arguments, and its ``decode`` stores the token
+    under ``mechanisms``, where dropping ``new_secret`` would miss it.
+    """
+    (size,) = _U32.unpack_from(p, 4)
+    off = 8 + size
+    length = p[off]
+    reason = p[off + 1 : off + 1 + length]
+    if len(reason) != length:
+        raise IndexError("update-secret reason runs past the frame")
+    return {"reason": reason.decode()}
+
+
 def _pika_decoder(cls: type) -> Callable[[bytes], dict[str, Any]]:
     def decode(p: bytes) -> dict[str, Any]:
         return dict(vars(cls().decode(p, 4)))
@@ -482,9 +498,7 @@ _HAND_DECODERS: dict[int, Callable[[bytes], dict[str, Any]]] = {
     pika.spec.Connection.SecureOk.INDEX: _drop(
         _pika_decoder(pika.spec.Connection.SecureOk), "response"
     ),
-    pika.spec.Connection.UpdateSecret.INDEX: _drop(
-        _pika_decoder(pika.spec.Connection.UpdateSecret), "new_secret"
-    ),
+    pika.spec.Connection.UpdateSecret.INDEX: _decode_update_secret,
 }
 
 _METHODS: dict[bytes, tuple[int, int, str, Callable[[bytes], dict[str, Any]]]] = {
