@@ -226,6 +226,8 @@ class Redactor:
         if cacheable:
             cached = self._body_cache.get((body, content_encoding))
             if cached is not None:
+                if not cached[1]:
+                    return body  # unchanged: the caller's own object, byte-exact
                 found.extend(cached[1])
                 return cached[0]
         compressed = compression_of(content_encoding) is not None
@@ -237,6 +239,9 @@ class Redactor:
         else:
             plain = body
         if not self._may_hit_bytes(plain):
+            if cacheable:
+                # Remember misses too: the deliveries of this body skip the scan.
+                self._remember(body, content_encoding, body, ())
             return body
         local: list[Redaction] = []
         new = self._redact_plain(plain, local)
@@ -246,12 +251,22 @@ class Redactor:
             result = encode_content(new, content_encoding) if compressed else new
         found.extend(local)
         if cacheable:
-            if len(self._body_cache) >= _BODY_CACHE:
-                # Oldest first (dicts keep insertion order): a delivery follows its
-                # publish closely, so recent bodies are the ones worth keeping.
-                del self._body_cache[next(iter(self._body_cache))]
-            self._body_cache[(body, content_encoding)] = (result, tuple(local))
+            self._remember(body, content_encoding, result, tuple(local))
         return result
+
+    def _remember(
+        self,
+        body: bytes,
+        encoding: str | None,
+        result: bytes,
+        redactions: tuple[Redaction, ...],
+    ) -> None:
+        cache = self._body_cache
+        if len(cache) >= _BODY_CACHE:
+            # Oldest first (dicts keep insertion order): a delivery follows its
+            # publish closely, so recent bodies are the ones worth keeping.
+            del cache[next(iter(cache))]
+        cache[(body, encoding)] = (result, redactions)
 
     # -- the walk --------------------------------------------------------------------------
 
