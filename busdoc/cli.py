@@ -19,7 +19,7 @@ import typer
 from busdoc import __version__
 from busdoc.commands import register_all
 from busdoc.errors import BusdocError
-from busdoc.options import DbOption, JsonOption
+from busdoc.options import DbOption, JsonOption, make_redactor
 from busdoc.reports import FORMATS as REPORT_FORMATS
 
 app = typer.Typer(
@@ -83,14 +83,6 @@ def _open_store(db: str | None):  # noqa: ANN202 - returns busdoc.storage.Store
     return open_store(db)
 
 
-def _redactor(no_redact: bool, extra_rules: list[str] | None):  # noqa: ANN202
-    from busdoc.storage.redact import DEFAULT_RULES, Redactor
-
-    if no_redact:
-        _err("warning: --no-redact: bodies and headers are stored as captured, secrets included")
-    return Redactor([*DEFAULT_RULES, *(extra_rules or [])], enabled=not no_redact)
-
-
 @capture_app.command("pcap")
 def capture_pcap(
     files: Annotated[
@@ -145,7 +137,7 @@ def capture_pcap(
             store,
             files,
             server_ports=tuple(port or (5672,)),
-            redactor=_redactor(no_redact, redact),
+            redactor=make_redactor(no_redact, redact),
             max_body=max_body,
             progress=not quiet and not json_out,
         )

@@ -17,3 +17,18 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+
+
+def make_redactor(no_redact: bool, extra_rules: list[str] | None):  # noqa: ANN201
+    """The redactor for ``--no-redact`` / ``--redact PATTERN``; warns when turned off."""
+    import sys
+
+    from busdoc.storage.redact import DEFAULT_RULES, Redactor
+
+    if no_redact:
+        print(
+            "busdoc: warning: --no-redact: bodies and headers are stored as captured, "
+            "secrets included",
+            file=sys.stderr,
+        )
+    return Redactor([*DEFAULT_RULES, *(extra_rules or [])], enabled=not no_redact)

@@ -24,12 +24,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from busdoc.errors import BrokerError, InputError
-from busdoc.options import DbOption
+from busdoc.options import DbOption, make_redactor
 
 if TYPE_CHECKING:
     from busdoc.sniffer.records import Record
-    from busdoc.storage.redact import Redactor
-    from busdoc.storage.store import Run, Store
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 URL_ENV = "BUSDOC_AMQP_URL"
@@ -146,58 +144,6 @@ def setup_logging(log_file: Path | None, level: LogLevel) -> None:
     logging.getLogger("pika").setLevel(logging.WARNING)
 
 
-def make_redactor(no_redact: bool, extra_rules: list[str] | None) -> Redactor:
-    from busdoc.storage.redact import DEFAULT_RULES, Redactor
-
-    if no_redact:
-        _err("warning: --no-redact: bodies and headers are stored as captured, secrets included")
-    return Redactor([*DEFAULT_RULES, *(extra_rules or [])], enabled=not no_redact)
-
-
-def open_shared_store(db: str | None) -> Store:
-    """``open_store``, once more when another agent was creating the schema at that instant.
-
-    Two agents started together on a new PostgreSQL database both run CREATE TABLE; the
-    loser fails on a duplicate catalog key. By the time it retries the schema is there.
-    """
-    from busdoc.errors import StoreError
-    from busdoc.storage import open_store
-
-    try:
-        return open_store(db)
-    except StoreError as e:
-        if "duplicate key" not in str(e) and "already exists" not in str(e):
-            raise
-    time.sleep(1.0)
-    return open_store(db)
-
-
-class StoreSink:
-    """Records → filters → sampler → the run's writer; returns once committed."""
-
-    def __init__(
-        self,
-        store: Store,
-        run: Run,
-        redactor: Redactor,
-        *,
-        max_body: int = 16 << 20,
-        stages: list[Callable[[list[Record]], list[Record]]] | None = None,
-    ) -> None:
-        self.writer = store.writer(run, redactor=redactor, max_body=max_body)
-        self.stages = stages or []
-        self.flushes = 0
-
-    def __call__(self, records: list[Record]) -> None:
-        for stage in self.stages:
-            records = stage(records)
-        add = self.writer.add
-        for record in records:
-            add(record)
-        self.writer.flush()
-        self.flushes += 1
-
-
 # -- capture firehose ----------------------------------------------------------------------
 
 
@@ -280,6 +226,8 @@ def capture_firehose(
     from busdoc.sniffer.agent import FirehoseAgent
     from busdoc.sniffer.firehose import BodySampler, RecordFilter
     from busdoc.sniffer.tracing import mask_url
+    from busdoc.storage import open_store
+    from busdoc.storage.sink import BatchSink
 
     urls = resolve_urls(url, url_file)
     ssl_options = tls_options(urls, ca_cert, cert, key)
@@ -295,7 +243,7 @@ def capture_firehose(
     redactor = make_redactor(no_redact, redact)
     masked = [mask_url(u) for u in urls]
 
-    store = open_shared_store(db)
+    store = open_store(db)
     try:
         run = store.begin_run(
             kind="firehose", name=" ".join(masked) + (f" {','.join(vhost)}" if vhost else ""),
@@ -305,7 +253,7 @@ def capture_firehose(
         stages: list[Callable[[list[Record]], list[Record]]] = [record_filter]
         if sampler is not None:
             stages.append(sampler)
-        sink = StoreSink(store, run, redactor, stages=stages)
+        sink = BatchSink(store, run, redactor, stages=stages)
         display = _StatusDisplay(quiet=quiet, log=log)
         stats: dict[str, Any] = {"urls": masked, "vhosts": list(vhost or [])}
         agent = None
@@ -439,6 +387,7 @@ def capture_iface(
 
     from busdoc.sniffer.iface import InterfaceCapture, default_interface
     from busdoc.storage import open_store
+    from busdoc.storage.sink import BatchSink
 
     name = interface or default_interface()
     capture = InterfaceCapture(name, ports=port or [5672])
@@ -448,7 +397,7 @@ def capture_iface(
     try:
         run = store.begin_run(kind="iface", name=name, content_hash=None)
         assert run is not None
-        sink = StoreSink(store, run, make_redactor(no_redact, redact))
+        sink = BatchSink(store, run, make_redactor(no_redact, redact))
         _err(f"capturing on {name} ({' or '.join(f'tcp port {p}' for p in capture.ports)})")
         try:
             stats = capture.run(sink, duration=duration, stop_event=stop)
