@@ -1,0 +1,91 @@
+"""kill -9 of the firehose agent while it writes: the store stays whole and usable.
+
+What the agent had not flushed is lost with it (its trace queue is exclusive and dies with
+the connection), but nothing half-written stays behind, and the next agent run appends to
+the same store.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pika
+import pytest
+from brokerutil import queue_counts, temp_vhost, url_for, wait_until
+from test_faults_store import counts
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def _agent(db: Path, vhost: str, seconds: float) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "BUSDOC_DB"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "busdoc", "capture", "firehose", "-q", "--url", url_for(vhost),
+         "--db", str(db), "--duration", str(seconds)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _publish(vhost: str, n: int, tag: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url_for(vhost)))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for i in range(n):
+        ch.basic_publish("amq.topic", "faults.kill", b'{"n": %d, "tag": "%s"}' % (i, tag.encode()))
+    conn.close()
+
+
+def _own_queue_up(vhost: str) -> bool:
+    return any(q.startswith("busdoc.") for q in queue_counts(vhost))
+
+
+def test_kill_9_of_the_agent_leaves_a_whole_store_that_the_next_run_appends_to(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    with temp_vhost("busdoc-kill") as vhost:
+        agent = _agent(db, vhost, 120)
+        try:
+            assert wait_until(lambda: _own_queue_up(vhost), 30)
+            stored = 0
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not stored:
+                _publish(vhost, 200, "first")
+                try:
+                    stored = counts(db)["messages"]  # type: ignore[assignment]
+                except Exception:
+                    stored = 0
+            _publish(vhost, 200, "in-flight")  # still unflushed when the kill comes
+            agent.send_signal(signal.SIGKILL)
+        finally:
+            agent.wait(timeout=30)
+        assert agent.returncode == -signal.SIGKILL
+        assert stored > 0
+
+        after_kill = counts(db)
+        assert after_kill["integrity"] == "ok"
+        assert after_kill["runs"] == [("running",)]
+        assert after_kill["orphans"] == 0 and after_kill["short_bodies"] == 0
+
+        second = _agent(db, vhost, 6)
+        try:
+            assert wait_until(lambda: len([q for q in queue_counts(vhost)
+                                           if q.startswith("busdoc.")]) == 1, 30)
+            _publish(vhost, 5, "second")
+            _out, err = second.communicate(timeout=60)
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+        assert second.returncode == 0, err
+
+    final = counts(db)
+    assert final["integrity"] == "ok"
+    assert final["orphans"] == final["short_bodies"] == final["duplicates"] == 0
+    assert final["runs"] == [("running",), ("complete",)]
+    assert final["messages"] == after_kill["messages"] + 5  # type: ignore[operator]
