@@ -122,6 +122,23 @@ def capture_pcap(
             "with their full size and hash.",
         ),
     ] = 16 << 20,
+    max_flows: Annotated[
+        int,
+        typer.Option(
+            "--max-flows",
+            min=1,
+            help="TCP directions tracked at once; the least recently seen is dropped first.",
+        ),
+    ] = 10_000,
+    max_flow_buffer: Annotated[
+        int,
+        typer.Option(
+            "--max-flow-buffer",
+            min=1,
+            help="Bytes held per TCP direction behind a lost segment before the hole is "
+            "declared lost.",
+        ),
+    ] = 8 << 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -140,6 +157,8 @@ def capture_pcap(
             redactor=make_redactor(no_redact, redact),
             max_body=max_body,
             progress=not quiet and not json_out,
+            max_flows=max_flows,
+            max_flow_buffer=max_flow_buffer,
         )
     finally:
         store.close()

@@ -109,12 +109,18 @@ class CaptureDecoder:
         source: str = "pcap",
         server_ports: Collection[int] = (5672,),
         max_body: int = 256 << 20,
+        max_flows: int = 10_000,
+        max_flow_buffer: int = 8 << 20,
     ) -> None:
+        """``max_flows`` and ``max_flow_buffer`` bound TCP state (directions tracked, bytes
+        held behind a hole per direction): a hostile capture cannot grow memory past them."""
         self.source = source
         self.server_ports = frozenset(server_ports)
         self.max_body = max_body
         self._stats = CaptureStats()
-        self._reassembler = TcpReassembler()
+        self._reassembler = TcpReassembler(
+            max_flows=max_flows, max_buffer_per_flow=max_flow_buffer
+        )
         self._connections: dict[tuple[Endpoint, Endpoint], _Connection] = {}
         # flow (one direction) -> (connection, from_client); the hot-path lookup
         self._flows: dict[FlowKey, tuple[_Connection, bool]] = {}

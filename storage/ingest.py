@@ -155,6 +155,8 @@ def import_captures(
     redactor: Redactor,
     max_body: int = 16 << 20,
     progress: bool = False,
+    max_flows: int = 10_000,
+    max_flow_buffer: int = 8 << 20,
 ) -> ImportSummary:
     """Decode every file and store what it holds; see the module docstring for order."""
     started = time.monotonic()
@@ -173,7 +175,12 @@ def import_captures(
             results[path].error = str(exc).removeprefix(f"{path}: ")
     ordered.sort()
 
-    decoder = CaptureDecoder(source="pcap", server_ports=server_ports)
+    decoder = CaptureDecoder(
+        source="pcap",
+        server_ports=server_ports,
+        max_flows=max_flows,
+        max_flow_buffer=max_flow_buffer,
+    )
     before = store.stats().get("messages", 0)
     summary = ImportSummary(files=[results[p] for p in paths])
     total_bytes = sum(os.path.getsize(p) for _, p in ordered if p != STDIN)

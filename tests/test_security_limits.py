@@ -117,3 +117,29 @@ def test_capture_decoder_forgets_flows_past_the_default_bound() -> None:
         tcp_hdr = struct.pack(">HHIIBBHHH", 40000, 5672, 7, 0, 0x50, 0x18, 65535, 0, 0)
         decoder.feed(PacketRecord(float(i), 1, eth + ip + tcp_hdr + b"AMQP", 0))
     assert len(decoder._reassembler) <= 10_000
+
+
+def test_flow_limits_reach_the_reassembler_from_the_capture_decoder() -> None:
+    decoder = CaptureDecoder(max_flows=2, max_flow_buffer=4096)
+    assert decoder._reassembler.max_flows == 2
+    assert decoder._reassembler.max_buffer_per_flow == 4096
+    peak = 0
+    for rec in pcap.open_capture(CAPTURES / "pika_basic.pcap"):  # 3 connections, 6 directions
+        decoder.feed(rec)
+        peak = max(peak, len(decoder._reassembler))
+    decoder.finish()
+    assert peak <= 2
+    assert decoder._reassembler.stats.evicted_flows > 0
+
+
+@pytest.mark.parametrize("flag", ["--max-flows", "--max-flow-buffer"])
+def test_flow_limit_flags_are_validated_and_used(tmp_path: Path, flag: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "BUSDOC_DB"}
+    base = [sys.executable, "-m", "busdoc", "capture", "pcap", "-q", "--json", "--db", "s.db"]
+    bad = subprocess.run([*base, flag, "0", str(CAPTURES / "any_cooked.pcap")], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and flag in bad.stderr
+    ok = subprocess.run([*base, flag, "100000", str(CAPTURES / "any_cooked.pcap")],
+                        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["messages"] == 4
