@@ -544,6 +544,9 @@ class _Batch:
 
 
 _KIND_QUEUE_RETURN = ("return",)
+_PROPS_CACHE = 256
+_DIGEST_CACHE = 1024
+_DIGEST_CACHE_BODY = 64 << 10
 
 
 class Writer:
@@ -564,6 +567,11 @@ class Writer:
         self.truncated = 0
         self.redacted = 0
         self.added = 0
+        # Encoded properties by (items, value types): oslo sends a handful of distinct
+        # property sets across a whole capture.
+        self._encoded_props: dict[Any, bytes] = {}
+        # sha256 by body: a delivery carries its publish's body, hashed once.
+        self._digests: dict[bytes, str] = {}
 
     def __enter__(self) -> Writer:
         return self
@@ -638,8 +646,27 @@ class Writer:
         body = parts.body
         cut_by_source = obs.body_size is not None and obs.body_size > len(obs.body)
         size = obs.body_size + len(body) - len(obs.body) if cut_by_source else len(body)  # type: ignore[operator]
-        sha = hashlib.sha256(body).hexdigest()
-        props = encode_table(parts.properties) or b"{}"
+        digests = self._digests
+        sha = digests.get(body)
+        if sha is None:
+            sha = hashlib.sha256(body).hexdigest()
+            if len(body) <= _DIGEST_CACHE_BODY:
+                if len(digests) >= _DIGEST_CACHE:
+                    del digests[next(iter(digests))]  # oldest first
+                digests[body] = sha
+        properties = parts.properties
+        try:
+            # Types too: 1, 1.0 and True are equal dict keys but encode differently.
+            pkey: Any = (tuple(properties.items()), tuple(map(type, properties.values())))
+            props = self._encoded_props.get(pkey)
+        except (TypeError, AttributeError):  # an unhashable value, or no mapping at all
+            pkey = props = None
+        if props is None:
+            props = encode_table(properties) or b"{}"
+            if pkey is not None:
+                if len(self._encoded_props) >= _PROPS_CACHE:
+                    self._encoded_props.clear()
+                self._encoded_props[pkey] = props
         headers = encode_table(parts.headers) if parts.headers is not None else None
         # The identity key as one 16-byte digest: the matcher holds up to match_limit.
         key = hashlib.blake2b(
