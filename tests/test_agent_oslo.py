@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 import threading
 import urllib.parse
 
+import oslo_messaging as messaging
 import pytest
 from brokerutil import AgentThread, Collector, temp_vhost, url_for, wait_until
+from oslo_config import cfg
 
 from busdoc.sniffer.agent import FirehoseAgent
-
-
-def _import_oslo_messaging():  # type: ignore[no-untyped-def]
-    """Import oslo.messaging with this folder off sys.path.
-
-    ``tests/oslo_service`` shadows the PyPI ``oslo_service`` that ``oslo_messaging.server``
-    imports; with this folder first on sys.path, oslo.messaging cannot be imported.
-    """
-    shadow = sys.modules.get("oslo_service")
-    if shadow is not None and HERE in os.path.abspath(getattr(shadow, "__file__", "") or ""):
-        pytest.skip("tests/oslo_service already shadows the oslo_service package")
-    saved = sys.path[:]
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
-    try:
-        return pytest.importorskip("oslo_messaging"), pytest.importorskip("oslo_config.cfg")
-    finally:
-        sys.path[:] = saved
-
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-messaging, cfg = _import_oslo_messaging()
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 

@@ -1,7 +1,7 @@
 """``busdoc diff``: the changes between two real captures of the contract service, labelled.
 
 ``contract_v1.pcap`` and ``contract_v2.pcap`` are the oslo.messaging service of
-``tests/oslo_service/contract.py`` at two API versions (its ``CHANGES`` lists what v2
+``tests/oslo_testservice/contract.py`` at two API versions (its ``CHANGES`` lists what v2
 does): the diff of their inferred catalogs must find exactly those changes, each with
 its sender/receiver verdict, and call out the two changed without a version bump.
 """

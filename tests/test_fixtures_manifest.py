@@ -354,7 +354,7 @@ def test_versioned_objects_appear_at_the_declared_versions() -> None:
 def test_committed_declaration_is_the_one_in_the_manifest() -> None:
     import importlib.util
 
-    path = Path(__file__).parent / "oslo_service" / "declared.py"
+    path = Path(__file__).parent / "oslo_testservice" / "declared.py"
     spec = importlib.util.spec_from_file_location("busdoc_test_declared", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -399,9 +399,8 @@ def test_oslo_service_regenerates_the_same_counts_without_eventlet() -> None:
     """The generator is deterministic in shape and counts: a fresh run against the
     real broker publishes and delivers exactly what the committed manifest lists.
 
-    It runs in a child process: pytest puts ``tests/`` on sys.path, where
-    ``tests/oslo_service`` would shadow PyPI's ``oslo_service`` that oslo.messaging
-    imports.
+    It runs in a fresh child process, so nothing imported by other tests (eventlet
+    included) is loaded when the service starts.
     """
     root = Path(__file__).parent.parent
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", REGENERATE], cwd=root,

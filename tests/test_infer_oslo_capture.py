@@ -1,9 +1,9 @@
 """Ground truth: a real oslo.messaging capture → store → infer, compared field by field
-with the argument shapes the test service declares (``tests/oslo_service/declared.py``).
+with the argument shapes the test service declares (``tests/oslo_testservice/declared.py``).
 
 Prints precision/recall of fields, types, required and nullable (run with ``-s``).
 Skipped until ``tests/captures/oslo_rpc.pcap`` exists (``tests/captures/make_captures.py``)
-or ``BUSDOC_OSLO_PCAP`` names a recording of ``tests/oslo_service``.
+or ``BUSDOC_OSLO_PCAP`` names a recording of ``tests/oslo_testservice``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from busdoc.storage.redact import Redactor
 TESTS = Path(__file__).parent
 PCAP = Path(os.environ.get("BUSDOC_OSLO_PCAP", TESTS / "captures" / "oslo_rpc.pcap"))
 """``BUSDOC_OSLO_PCAP`` points the test at another recording of the same service."""
-DECLARED = TESTS / "oslo_service" / "declared.py"
+DECLARED = TESTS / "oslo_testservice" / "declared.py"
 
 needs_capture = pytest.mark.skipif(
     not (PCAP.exists() and DECLARED.exists()), reason="oslo_rpc.pcap not recorded yet"

@@ -1,7 +1,7 @@
 """``busdoc validate``: real traffic of a conforming and a misbehaving client, checked.
 
 The contract is the catalog inferred from ``contract_v1.pcap`` (the oslo test service of
-``tests/oslo_service/contract.py`` at API v1). ``contract_bad_client.pcap`` is a real
+``tests/oslo_testservice/contract.py`` at API v1). ``contract_bad_client.pcap`` is a real
 client breaking it (``cores`` sent as a string, ``flavor_id`` left out, an extra
 ``verbose`` argument, a method the server lacks); ``contract_good_client.pcap`` keeps to
 it with values v1 never used (flavor 42), which are evidence, not violations.

@@ -4,7 +4,7 @@ Run as root (tcpdump):
 ``.venv/bin/python tests/captures/make_captures.py [--out DIR] [name ...]``.
 
 For each fixture: a fresh vhost, ``tcpdump -U -s 0`` on ``lo`` (or ``any``), real
-clients (pika, or the oslo.messaging service in ``tests/oslo_service``), SIGINT to
+clients (pika, or the oslo.messaging service in ``tests/oslo_testservice``), SIGINT to
 tcpdump and a check that it dropped nothing, then a second tcpdump pass keeping only
 the TCP ports our own clients opened (other programs share the broker). The manifest
 ``<name>.json`` is written from what the clients themselves sent and received, never
@@ -47,10 +47,10 @@ SMALL_BODY = 4096
 
 
 def load_oslo_service() -> Any:
-    """Import tests/oslo_service by path: PyPI's oslo.service owns ``oslo_service``."""
+    """Import tests/oslo_testservice by path: PyPI's oslo.service owns ``oslo_service``."""
     name = "busdoc_oslo_service"
     if name not in sys.modules:
-        root = TESTS / "oslo_service"
+        root = TESTS / "oslo_testservice"
         spec = importlib.util.spec_from_file_location(
             name, root / "__init__.py", submodule_search_locations=[str(root)]
         )
@@ -746,7 +746,7 @@ def make_oslo() -> None:
     for c in tap.connections:
         c.user = "guest"
     write_manifest(name, out, tap.events, tap.connections,
-                   "tcpdump on lo around tests/oslo_service run_traffic(); ground truth "
+                   "tcpdump on lo around tests/oslo_testservice run_traffic(); ground truth "
                    "from py-amqp's publish/deliver/get/return methods",
                    {"vhost": vhost, "plan": service.PLAN, "servers": list(service.SERVERS),
                     "secrets": service.SECRETS, "declared": declared.DECLARED,

@@ -1,7 +1,7 @@
 """Regenerate the drift and contract fixtures from real oslo.messaging traffic.
 
 Run as root (tcpdump): ``.venv/bin/python tests/captures/make_contract_captures.py
-[v1 v2 good bad]``. Each run of ``tests/oslo_service/contract.py`` (one API version or
+[v1 v2 good bad]``. Each run of ``tests/oslo_testservice/contract.py`` (one API version or
 client behaviour) is captured on ``lo`` in a fresh vhost, with the same steps as
 ``make_captures.py`` (whose helpers it reuses): tcpdump must report 0 packets dropped,
 then only the ports our own py-amqp connections opened are kept, since other programs
@@ -51,7 +51,7 @@ def make(api: str) -> None:
         c.user = "guest"
     mc.write_manifest(
         name, out, tap.events, tap.connections,
-        f"tcpdump on lo around tests/oslo_service/contract.py run_contract(api={api!r}); "
+        f"tcpdump on lo around tests/oslo_testservice/contract.py run_contract(api={api!r}); "
         "ground truth from py-amqp's publish/deliver/get/return methods",
         {"vhost": vhost, "api": api, "changes": contract.CHANGES,
          "sent": mc.jsonable(traffic["sent"]),

@@ -1,7 +1,7 @@
-"""Run the test compute service (``tests/oslo_service``) for the Java proof.
+"""Run the test compute service (``tests/oslo_testservice``) for the Java proof.
 
-A child process, so oslo.messaging imports with PyPI's ``oslo_service`` (the test
-folder shadows it on pytest's sys.path). Usage: ``proof_service.py URL LOG``; prints
+A child process, so the service runs beside the Java client as a real server would.
+Usage: ``proof_service.py URL LOG``; prints
 ``READY`` once the server consumes, appends one JSON line per request it dispatched
 (method, context, arguments) to LOG, and stops when stdin closes.
 """
@@ -19,9 +19,9 @@ TESTS = Path(__file__).resolve().parent.parent
 
 
 def load_service() -> Any:
-    """Import tests/oslo_service by path under a name that shadows nothing."""
+    """Import tests/oslo_testservice by path under a name that shadows nothing."""
     name = "busdoc_oslo_service"
-    root = TESTS / "oslo_service"
+    root = TESTS / "oslo_testservice"
     spec = importlib.util.spec_from_file_location(
         name, root / "__init__.py", submodule_search_locations=[str(root)]
     )
