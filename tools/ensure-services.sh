@@ -32,8 +32,12 @@ if ! as_root rabbitmqctl -q status >/dev/null 2>&1; then
     echo "starting RabbitMQ"
     as_root rabbitmq-server -detached
 fi
-as_root rabbitmqctl -q wait --timeout 120 /var/lib/rabbitmq/mnesia/rabbit@$(hostname -s).pid >/dev/null 2>&1 \
-    || as_root rabbitmqctl -q await_startup --timeout 120
+# A detached node takes a few seconds to register; await_startup fails until it has.
+for _ in $(seq 60); do
+    as_root rabbitmqctl -q await_startup >/dev/null 2>&1 && break
+    sleep 2
+done
+as_root rabbitmqctl -q await_startup
 as_root rabbitmq-plugins -q enable rabbitmq_management >/dev/null
 
 cluster=$(ls /etc/postgresql | head -n1)
