@@ -73,8 +73,34 @@ def _root(
             help="Print the version and the store schema version.",
         ),
     ] = False,
+    max_inflate: Annotated[
+        int,
+        typer.Option(
+            "--max-inflate",
+            min=1,
+            help="Largest decompressed body (bytes) read from a gzip/deflate/bz2 "
+            "content-encoding; larger ones are kept as captured and not parsed.",
+        ),
+    ] = 64 << 20,
+    max_inflate_ratio: Annotated[
+        int,
+        typer.Option(
+            "--max-inflate-ratio",
+            min=1,
+            help="Largest decompressed/compressed ratio accepted past 1 MiB (zip bombs).",
+        ),
+    ] = 200,
+    max_json_depth: Annotated[
+        int,
+        typer.Option(
+            "--max-json-depth", min=1, help="Deepest JSON nesting parsed in a body."
+        ),
+    ] = 128,
 ) -> None:
-    pass
+    """Limits given before the command apply to every body it reads."""
+    from busdoc.sniffer.body import set_limits
+
+    set_limits(max_output=max_inflate, max_ratio=max_inflate_ratio, max_depth=max_json_depth)
 
 
 def _open_store(db: str | None):  # noqa: ANN202 - returns busdoc.storage.Store
@@ -139,6 +165,15 @@ def capture_pcap(
             "declared lost.",
         ),
     ] = 8 << 20,
+    max_frame: Annotated[
+        int,
+        typer.Option(
+            "--max-frame",
+            min=4096,
+            help="Largest AMQP frame accepted before a connection's frame_max is seen "
+            "(streams caught mid-connection); larger frames are treated as garbage.",
+        ),
+    ] = 64 << 20,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: JsonOption = False,
 ) -> None:
@@ -159,6 +194,7 @@ def capture_pcap(
             progress=not quiet and not json_out,
             max_flows=max_flows,
             max_flow_buffer=max_flow_buffer,
+            max_frame=max_frame,
         )
     finally:
         store.close()

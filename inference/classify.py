@@ -110,7 +110,7 @@ def _decode_other(content_type: str | None, raw: bytes) -> tuple[Any, bool] | No
 
 def _json_like(v: Any, depth: int) -> Any:
     """Keys as strings, bytes and dates as strings; refuse nesting past the JSON limit."""
-    if depth > body_codec.MAX_DEPTH:
+    if depth > body_codec.LIMITS.max_depth:
         raise ValueError("nested too deep")
     if isinstance(v, dict):
         return {str(k): _json_like(x, depth + 1) for k, x in v.items()}

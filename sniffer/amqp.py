@@ -549,7 +549,10 @@ class FrameDecoder:
         synced: bool = True,
         recover: bool = False,
         raw: bool = False,
+        max_frame: int = DEFAULT_FRAME_LIMIT,
     ) -> None:
+        self.max_frame = max_frame
+        """Largest frame accepted while no (or a zero) frame_max was negotiated."""
         self.frame_max = frame_max
         self._raw = raw
         self.recover = recover
@@ -572,7 +575,7 @@ class FrameDecoder:
     def frame_max(self, value: int | None) -> None:
         """Tune-Ok's frame_max; 0 means "no limit" (§4.2.3), so keep the sane cap."""
         self._frame_max = value or None
-        self._limit = value + 8 if value else DEFAULT_FRAME_LIMIT
+        self._limit = value + 8 if value else self.max_frame
         self._scan_limit = value + 8 if value else SCAN_FRAME_LIMIT
 
     @property
@@ -932,12 +935,17 @@ class AmqpConnection:
         source: str = "pcap",
         max_body: int = 256 << 20,
         mid_stream: bool = False,
+        max_frame: int = DEFAULT_FRAME_LIMIT,
     ) -> None:
         self.connection = connection
         self.source = source
         self.max_body = max_body
-        self.client = _Direction(FrameDecoder(synced=not mid_stream, recover=True, raw=True))
-        self.server = _Direction(FrameDecoder(synced=not mid_stream, recover=True, raw=True))
+        self.client = _Direction(
+            FrameDecoder(synced=not mid_stream, recover=True, raw=True, max_frame=max_frame)
+        )
+        self.server = _Direction(
+            FrameDecoder(synced=not mid_stream, recover=True, raw=True, max_frame=max_frame)
+        )
         self.frames = 0
         self.messages = 0
         self.client_properties: Mapping[str, Any] = {}

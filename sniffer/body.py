@@ -33,6 +33,36 @@ JSON compresses 5-30×, a bomb 1000× and more."""
 MAX_DEPTH = 128
 """Deepest nesting of arrays/objects ``parse_json`` accepts."""
 
+
+class BodyLimits:
+    """The limits in force for this process; the CLI sets them from its flags once.
+
+    Every decoder that reads a body (redaction at capture time, inference, validation)
+    goes through this module, so one setting covers them all.
+    """
+
+    __slots__ = ("max_depth", "max_output", "max_ratio")
+
+    def __init__(self) -> None:
+        self.max_output = MAX_OUTPUT
+        self.max_ratio = MAX_RATIO
+        self.max_depth = MAX_DEPTH
+
+
+LIMITS = BodyLimits()
+
+
+def set_limits(
+    *, max_output: int | None = None, max_ratio: int | None = None, max_depth: int | None = None
+) -> None:
+    """Change the limits in force (None keeps one as it is); each must be at least 1."""
+    for name, value in (("max_output", max_output), ("max_ratio", max_ratio),
+                        ("max_depth", max_depth)):
+        if value is not None:
+            if value < 1:
+                raise InputError(f"{name.replace('_', ' ')} must be at least 1, not {value}")
+            setattr(LIMITS, name, value)
+
 OSLO_VERSION_KEY = "oslo.version"
 OSLO_MESSAGE_KEY = "oslo.message"
 
@@ -61,14 +91,18 @@ def decode_content(
     body: bytes,
     content_encoding: str | None,
     *,
-    max_output: int = MAX_OUTPUT,
-    max_ratio: int = MAX_RATIO,
+    max_output: int | None = None,
+    max_ratio: int | None = None,
 ) -> bytes:
     """The body with its compression removed; the same object when it has none.
 
     Raises ``InputError`` for corrupt data and for output past ``max_output`` bytes or
     ``max_ratio`` times the input (checked in 1 MiB steps, never holding more).
     """
+    if max_output is None:
+        max_output = LIMITS.max_output
+    if max_ratio is None:
+        max_ratio = LIMITS.max_ratio
     kind = compression_of(content_encoding)
     if kind is None:
         return body
@@ -152,8 +186,10 @@ def _inflate_bz2(body: bytes, max_output: int, max_ratio: int) -> bytes:
     return b"".join(parts)
 
 
-def parse_json(body: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+def parse_json(body: bytes | str, *, max_depth: int | None = None) -> Any:
     """Parse a JSON document with orjson; ``InputError`` if invalid or nested too deep."""
+    if max_depth is None:
+        max_depth = LIMITS.max_depth
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -184,7 +220,9 @@ def dump_json(doc: Any) -> bytes:
     return orjson.dumps(doc)
 
 
-def json_in_string(value: str, *, max_depth: int = MAX_DEPTH) -> dict[str, Any] | list[Any] | None:
+def json_in_string(
+    value: str, *, max_depth: int | None = None
+) -> dict[str, Any] | list[Any] | None:
     """The object or array a string holds as JSON text, or None.
 
     oslo.messaging nests a JSON document in ``oslo.message``; other services put JSON in

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from busdoc.sniffer.amqp import AmqpConnection
+from busdoc.sniffer.amqp import DEFAULT_FRAME_LIMIT, AmqpConnection
 from busdoc.sniffer.packet import ACK, UnsupportedLinkType, decode_tcp
 from busdoc.sniffer.pcap import PacketRecord
 from busdoc.sniffer.records import Notice, Record
@@ -111,12 +111,14 @@ class CaptureDecoder:
         max_body: int = 256 << 20,
         max_flows: int = 10_000,
         max_flow_buffer: int = 8 << 20,
+        max_frame: int = DEFAULT_FRAME_LIMIT,
     ) -> None:
         """``max_flows`` and ``max_flow_buffer`` bound TCP state (directions tracked, bytes
         held behind a hole per direction): a hostile capture cannot grow memory past them."""
         self.source = source
         self.server_ports = frozenset(server_ports)
         self.max_body = max_body
+        self.max_frame = max_frame
         self._stats = CaptureStats()
         self._reassembler = TcpReassembler(
             max_flows=max_flows, max_buffer_per_flow=max_flow_buffer
@@ -303,6 +305,7 @@ class CaptureDecoder:
             conn.key,
             source=self.source,
             max_body=self.max_body,
+            max_frame=self.max_frame,
             mid_stream=not (conn.syn_seen or (header and sender == conn.client)),
         )
 

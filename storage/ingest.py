@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from busdoc.errors import BusdocError, CaptureFormatError
+from busdoc.sniffer.amqp import DEFAULT_FRAME_LIMIT
 from busdoc.sniffer.capture import CaptureDecoder
 from busdoc.sniffer.pcap import CaptureReader, open_capture
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
@@ -157,6 +158,7 @@ def import_captures(
     progress: bool = False,
     max_flows: int = 10_000,
     max_flow_buffer: int = 8 << 20,
+    max_frame: int = DEFAULT_FRAME_LIMIT,
 ) -> ImportSummary:
     """Decode every file and store what it holds; see the module docstring for order."""
     started = time.monotonic()
@@ -180,6 +182,7 @@ def import_captures(
         server_ports=server_ports,
         max_flows=max_flows,
         max_flow_buffer=max_flow_buffer,
+        max_frame=max_frame,
     )
     before = store.stats().get("messages", 0)
     summary = ImportSummary(files=[results[p] for p in paths])
