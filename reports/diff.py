@@ -343,7 +343,7 @@ def types_of(node: Mapping[str, Any], doc: Mapping[str, Any]) -> frozenset[str]:
     if isinstance(t, list):
         return frozenset(str(x) for x in t)
     if "const" in node or "enum" in node:
-        return frozenset(_json_type(v) for v in (enum_of(node) or []))
+        return frozenset(json_type(v) for v in (enum_of(node) or []))
     if isinstance(node.get("anyOf"), list):
         out: set[str] = set()
         for branch in node["anyOf"]:
@@ -363,7 +363,8 @@ def enum_of(node: Mapping[str, Any]) -> list[Any] | None:
     return None
 
 
-def _json_type(v: Any) -> str:
+def json_type(v: Any) -> str:
+    """JSON type name of a decoded value."""
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -374,7 +375,7 @@ def _json_type(v: Any) -> str:
         return "number"
     if isinstance(v, str):
         return "string"
-    if isinstance(v, list):
+    if isinstance(v, list | tuple):
         return "array"
     return "object"
 
@@ -391,7 +392,7 @@ def _t(types: frozenset[str]) -> str:
 
 
 def _key(v: Any) -> str:
-    return f"{_json_type(v)}:{v!r}"
+    return f"{json_type(v)}:{v!r}"
 
 
 def _enum_set(values: list[Any]) -> set[str]:

@@ -47,6 +47,7 @@ from busdoc.inference.classify import (
 )
 from busdoc.inference.schema import Redacted
 from busdoc.reports.diff import CLOSED, enum_of, identity_of, resolve, version_key
+from busdoc.reports.diff import json_type as plain_json_type
 from busdoc.storage.records import StoredMessage
 
 Severity = Literal["violation", "warning"]
@@ -254,19 +255,7 @@ def json_type(v: Any) -> str:
     """JSON type of a decoded value; a redacted one keeps the type it had."""
     if isinstance(v, Redacted):
         return v.json_type
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list | tuple):
-        return "array"
-    return "object"
+    return plain_json_type(v)
 
 
 def _admits(types: list[str] | None, t: str) -> bool:

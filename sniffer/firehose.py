@@ -114,29 +114,74 @@ def trace_to_records(
     channel = headers.get("channel", 0)
     is_deliver = action == "deliver"
 
+    return traced_records(
+        source=SOURCE,
+        time=when,
+        connection=connection,
+        user=user,
+        vhost=vhost,
+        node=node,
+        channel=channel,
+        deliver=is_deliver,
+        exchange=_text(headers["exchange_name"]),
+        routing_key=original_key,
+        properties=props,
+        headers=app_headers,
+        body=bytes(body),
+        queue=target if is_deliver else None,
+        redelivered=bool(headers.get("redelivered", 0)) if is_deliver else False,
+        seen_connections=seen_connections,
+    )
+
+
+ConnectionKey = tuple[str, str | None, str | None, str | None]
+
+
+def traced_records(
+    *,
+    source: str,
+    time: float,
+    connection: str,
+    user: str | None,
+    vhost: str | None,
+    node: str | None,
+    channel: Any,
+    deliver: bool,
+    exchange: str,
+    routing_key: str,
+    properties: Mapping[str, Any],
+    headers: Mapping[str, Any] | None,
+    body: bytes,
+    queue: str | None,
+    redelivered: bool = False,
+    seen_connections: set[ConnectionKey] | None = None,
+) -> list[Record]:
+    """The observation of one traced message, after a ``ConnectionInfo`` the first time
+    its connection (with user, vhost and node) is seen. Shared by the firehose and the
+    rabbitmq_tracing log reader, which trace the same events in two formats."""
     records: list[Record] = []
     key = (connection, user, vhost, node)
     if seen_connections is None or key not in seen_connections:
         if seen_connections is not None:
             seen_connections.add(key)
         records.append(
-            ConnectionInfo(connection=connection, time=when, user=user, vhost=vhost, node=node)
+            ConnectionInfo(connection=connection, time=time, user=user, vhost=vhost, node=node)
         )
     records.append(
         Observation(
-            time=when,
-            source=SOURCE,
+            time=time,
+            source=source,
             connection=connection,
             channel=channel if isinstance(channel, int) else 0,
-            kind="deliver" if is_deliver else "publish",
-            exchange=_text(headers["exchange_name"]),
-            routing_key=original_key,
-            properties=props,
-            headers=dict(app_headers) if app_headers is not None else None,
-            body=bytes(body),
+            kind="deliver" if deliver else "publish",
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=properties,
+            headers=dict(headers) if headers is not None else None,
+            body=body,
             vhost=vhost,
-            queue=target if is_deliver else None,
-            redelivered=bool(headers.get("redelivered", 0)) if is_deliver else False,
+            queue=queue,
+            redelivered=redelivered,
             body_size=len(body),
         )
     )

@@ -30,7 +30,8 @@ from typing import Any
 
 import orjson
 
-from busdoc.sniffer.records import ConnectionInfo, Notice, Observation, Record
+from busdoc.sniffer.firehose import traced_records
+from busdoc.sniffer.records import Notice, Record
 
 SOURCE = "tracing_log"
 
@@ -113,32 +114,23 @@ def line_to_records(
     is_deliver = kind_text == "received"
     queue = entry.get("queue")
 
-    records: list[Record] = []
-    key = (connection, user, vhost, node)
-    if seen_connections is None or key not in seen_connections:
-        if seen_connections is not None:
-            seen_connections.add(key)
-        records.append(
-            ConnectionInfo(connection=connection, time=when, user=user, vhost=vhost, node=node)
-        )
-    records.append(
-        Observation(
-            time=when,
-            source=SOURCE,
-            connection=connection,
-            channel=channel if isinstance(channel, int) else 0,
-            kind="deliver" if is_deliver else "publish",
-            exchange=str(entry.get("exchange") or ""),
-            routing_key=routing_key,
-            properties=props,
-            headers=dict(app_headers) if app_headers is not None else None,
-            body=body,
-            vhost=vhost,
-            queue=str(queue) if is_deliver and isinstance(queue, str) else None,
-            body_size=len(body),
-        )
+    return traced_records(
+        source=SOURCE,
+        time=when,
+        connection=connection,
+        user=user,
+        vhost=vhost,
+        node=node,
+        channel=channel,
+        deliver=is_deliver,
+        exchange=str(entry.get("exchange") or ""),
+        routing_key=routing_key,
+        properties=props,
+        headers=app_headers,
+        body=body,
+        queue=str(queue) if is_deliver and isinstance(queue, str) else None,
+        seen_connections=seen_connections,
     )
-    return records
 
 
 def read_tracing_log(lines: Iterable[bytes]) -> Iterator[Record]:
