@@ -35,7 +35,7 @@ from busdoc.sniffer.records import ConnectionInfo, Notice, Observation, Record
 TRACE_EXCHANGE = "amq.rabbitmq.trace"
 SOURCE = "firehose"
 
-_PROPERTY_NAMES = (
+PROPERTY_NAMES = (
     "content_type",
     "content_encoding",
     "delivery_mode",
@@ -97,7 +97,7 @@ def trace_to_records(
     original = headers.get("properties") or {}
     if not isinstance(original, Mapping):
         return _undecodable("properties header is not a table", routing_key)
-    props = {name: original[name] for name in _PROPERTY_NAMES if name in original}
+    props = {name: original[name] for name in PROPERTY_NAMES if name in original}
     app_headers = original.get("headers")
     if app_headers is not None and not isinstance(app_headers, Mapping):
         return _undecodable("original headers are not a table", routing_key)

@@ -30,26 +30,11 @@ from typing import Any
 
 import orjson
 
-from busdoc.sniffer.firehose import traced_records
+from busdoc.sniffer.firehose import PROPERTY_NAMES, traced_records
 from busdoc.sniffer.records import Notice, Record
 
 SOURCE = "tracing_log"
 
-_PROPERTY_NAMES = (
-    "content_type",
-    "content_encoding",
-    "delivery_mode",
-    "priority",
-    "correlation_id",
-    "reply_to",
-    "expiration",
-    "message_id",
-    "timestamp",
-    "type",
-    "user_id",
-    "app_id",
-    "cluster_id",
-)
 
 
 def _parse_time(value: Any) -> float | None:
@@ -104,7 +89,7 @@ def line_to_records(
     app_headers = original.get("headers")
     if app_headers is not None and not isinstance(app_headers, Mapping):
         return [_bad(line_no, "properties.headers is not an object")]
-    props = {name: original[name] for name in _PROPERTY_NAMES if name in original}
+    props = {name: original[name] for name in PROPERTY_NAMES if name in original}
 
     routing_keys = entry.get("routing_keys")
     routing_key = str(routing_keys[0]) if isinstance(routing_keys, list) and routing_keys else ""
