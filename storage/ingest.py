@@ -11,6 +11,7 @@ the new ones continue from is there.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -22,7 +23,7 @@ from typing import Any
 from busdoc.errors import BusdocError, CaptureFormatError
 from busdoc.sniffer.amqp import DEFAULT_FRAME_LIMIT
 from busdoc.sniffer.capture import CaptureDecoder
-from busdoc.sniffer.pcap import CaptureReader, open_capture
+from busdoc.sniffer.pcap import open_capture
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
 from busdoc.storage.redact import Redactor
 from busdoc.storage.store import Store
@@ -129,13 +130,7 @@ def _first_time(path: str) -> float:
             return record.time
         return float("inf")
     finally:
-        _close(reader)
-
-
-def _close(reader: CaptureReader) -> None:
-    close = getattr(reader, "close", None)
-    if close is not None:
-        close()
+        reader.close()
 
 
 def _check_readable(path: str) -> None:
@@ -229,13 +224,13 @@ def import_captures(
                     if path == last_needed:
                         for item in decoder.finish():
                             _take(item, writer, result, summary)
-                result.truncated = bool(getattr(reader, "truncated", False))
+                result.truncated = reader.truncated
                 result.bytes = reader.bytes_read
                 store.finish_run(run, stats=_run_stats(result, decoder))
             finally:
                 if bar:
                     bar.finish_file(reader.bytes_read)
-                _close(reader)
+                reader.close()
     finally:
         if bar:
             bar.close()
@@ -256,14 +251,12 @@ def _take(item: object, writer: Any, result: FileResult, summary: ImportSummary)
 
 
 def _run_stats(result: FileResult, decoder: CaptureDecoder) -> dict[str, Any]:
-    stats = getattr(decoder, "stats", None)
-    decoded = {}
-    if stats is not None:
-        decoded = {
-            k: v
-            for k, v in (vars(stats) if hasattr(stats, "__dict__") else _slots(stats)).items()
-            if isinstance(v, int | float | str)
-        }
+    stats = decoder.stats
+    decoded = {
+        f.name: getattr(stats, f.name)
+        for f in dataclasses.fields(stats)
+        if isinstance(getattr(stats, f.name), int | float | str)
+    }
     return {
         "observations": dict(result.observations),
         "connections": result.connections,
@@ -271,11 +264,6 @@ def _run_stats(result: FileResult, decoder: CaptureDecoder) -> dict[str, Any]:
         "bytes": result.bytes,
         "decoder": decoded,
     }
-
-
-def _slots(obj: object) -> dict[str, Any]:
-    names = getattr(type(obj), "__slots__", ())
-    return {n: getattr(obj, n) for n in names if hasattr(obj, n)}
 
 
 class _Progress:
