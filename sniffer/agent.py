@@ -332,15 +332,17 @@ class FirehoseAgent:
         self._sink(records)
         self._notices.clear()
         self.total += count
+        # Stored: out of pending before anything can notice a lost connection, which
+        # would otherwise hand them to the sink a second time as orphans.
+        for owner, items in batches:
+            if owner is not None:
+                del owner.pending[: len(items)]
         # The queue fills while the sink works; look before acking lets the broker
         # move up to ``prefetch`` ready messages to us and hide how full it got.
         if time.monotonic() - self._last_depth >= self._depth_interval:
             self._poll_depths()
         for owner, items in batches:
-            if owner is None:
-                continue
-            del owner.pending[: len(items)]
-            if owner.channel is None:
+            if owner is None or owner.channel is None:
                 continue
             try:
                 owner.channel.basic_ack(delivery_tag=items[-1][0], multiple=True)

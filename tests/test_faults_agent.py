@@ -16,8 +16,19 @@ from pathlib import Path
 
 import pika
 import pytest
-from brokerutil import queue_counts, temp_vhost, url_for, wait_until
+from brokerutil import (
+    AgentThread,
+    Collector,
+    close_connections_named,
+    connect,
+    queue_counts,
+    temp_vhost,
+    url_for,
+    wait_until,
+)
 from test_faults_store import counts
+
+from busdoc.sniffer.agent import FirehoseAgent
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -89,3 +100,36 @@ def test_kill_9_of_the_agent_leaves_a_whole_store_that_the_next_run_appends_to(
     assert final["orphans"] == final["short_bodies"] == final["duplicates"] == 0
     assert final["runs"] == [("running",), ("complete",)]
     assert final["messages"] == after_kill["messages"] + 5  # type: ignore[operator]
+
+
+def test_a_connection_lost_right_after_a_commit_does_not_store_the_batch_twice() -> None:
+    """The loss is noticed by the depth poll between the sink and the ack.
+
+    The stored batch was then still in the tap's pending list, and went to the sink a
+    second time as received-but-unstored orphans.
+    """
+    with temp_vhost("busdoc-lost-after-commit") as vhost:
+        collector = Collector()
+        closed: list[int] = []
+
+        def sink(records: list[object]) -> None:
+            collector(records)
+            if collector.observations() and not closed:
+                closed.append(close_connections_named(vhost, "busdoc firehose agent"))
+
+        # depth_interval=0: the agent polls its queue right after every commit.
+        agent = FirehoseAgent([url_for(vhost)], [], sink, depth_interval=0.0)
+        runner = AgentThread(agent).start()
+        runner.wait_capturing(vhost)
+        conn = connect(vhost)
+        conn.channel().basic_publish("amq.topic", "one", b"one")
+        assert wait_until(lambda: closed == [1] and agent.gaps != [], 30)
+        runner.wait_capturing(vhost)
+        conn.channel().basic_publish("amq.topic", "two", b"two")
+        assert wait_until(lambda: len(collector.observations()) >= 2, 30)
+        conn.close()
+        agent.stop()
+        runner.join()
+
+    assert [o.body for o in collector.observations()] == [b"one", b"two"]
+    assert [g.reason for g in agent.gaps] == ["disconnected"]
