@@ -6,7 +6,11 @@ One *tap* per (broker URL, vhost): its own AMQP connection (a connection is boun
 vhost, and tracing is per node, so a cluster is several URLs), its own queue, named
 ``busdoc.firehose.<host>.<pid>.<token>``, exclusive and auto-delete, bounded with
 ``x-max-length-bytes`` and ``x-overflow: drop-head`` so a slow or stuck agent can never
-fill the broker's memory, bound to the trace exchange with ``#``.
+fill the broker's memory, bound to the trace exchange with ``#``. With ``queue=NAME`` the
+tap uses that queue instead (``NAME.<n>`` when there are several taps), durable and kept
+when the agent goes: what it had not stored when it stopped or failed stays there, unacked
+deliveries go back to it, and the next run with the same name starts with them. The kept
+queue counts as a listener, so tracing stays on for it between runs.
 
 Everything runs on one thread: each turn of the loop lets every connection dispatch what
 arrived (pika's ``BlockingConnection``), and when enough trace messages are pending, or
@@ -29,9 +33,13 @@ vhost or denies a permission is a ``BrokerError`` with one line (passwords maske
 running, a lost connection is retried with exponential backoff; on reconnect the queue is
 declared again and tracing re-enabled (a restarted node forgets it). What was received
 before the loss is still handed to the sink (it cannot be acked, the queue died with the
-connection). SIGINT/SIGTERM (when run on the main thread), ``stop()``, ``stop_event``,
-``duration`` or ``max_messages`` end the loop: pending records are flushed, connections
-closed, and tracing turned off where we turned it on and no other queue listens.
+connection); with a kept queue it is dropped instead, since the broker puts it back in the
+queue and delivers it again. SIGINT/SIGTERM (when run on the main thread), ``stop()``,
+``stop_event``, ``duration`` or ``max_messages`` end the loop: pending records are
+flushed, connections closed, and tracing turned off where we turned it on and no other
+queue listens. A sink that raises (a full disk, a store locked too long) ends the run
+rather than being retried: until the store can be written again, unstored trace messages
+are better off in a kept queue on the broker than in the agent's memory.
 """
 
 from __future__ import annotations
@@ -128,6 +136,8 @@ class _Tap:
     control: TracingControl
     base_queue: str
     queue: str = ""
+    kept: bool = False
+    """The queue is named by the user and outlives the agent (durable, not exclusive)."""
     connects: int = 0
     state: TracingState | None = None
     connection: pika.BlockingConnection | None = None
@@ -172,6 +182,7 @@ class FirehoseAgent:
         depth_interval: float = 1.0,
         reconnect_max: float = 30.0,
         ssl_options: pika.SSLOptions | None = None,
+        queue: str | None = None,
     ) -> None:
         if not urls:
             raise BrokerError("no broker URL given")
@@ -214,9 +225,13 @@ class FirehoseAgent:
                 base = f"busdoc.firehose.{host}.{os.getpid()}.{token}.{len(self.taps)}"
                 self.taps.append(
                     _Tap(url=url, vhost=vhost, params=tap_params, control=control,
-                         base_queue=base, queue=base)
+                         base_queue=base, queue=base, kept=queue is not None)
                 )
-        self._own_queues = {t.queue for t in self.taps}
+        if queue is not None:
+            for n, tap in enumerate(self.taps):
+                tap.base_queue = tap.queue = queue if len(self.taps) == 1 else f"{queue}.{n}"
+        # Private queues only: a kept queue is a listener that outlives this run.
+        self._own_queues = {t.queue for t in self.taps if not t.kept}
 
     # -- public ------------------------------------------------------------------------
 
@@ -419,18 +434,22 @@ class FirehoseAgent:
 
     def _connect(self, tap: _Tap) -> None:
         connection = pika.BlockingConnection(tap.params)
-        # A fresh name after a loss: the broker may not have noticed yet that the old
-        # connection is dead, and would refuse the old exclusive queue (RESOURCE_LOCKED).
-        tap.queue = tap.base_queue if tap.connects == 0 else f"{tap.base_queue}.r{tap.connects}"
+        if not tap.kept:
+            # A fresh name after a loss: the broker may not have noticed yet that the old
+            # connection is dead, and would refuse the old exclusive queue (RESOURCE_LOCKED).
+            tap.queue = (
+                tap.base_queue if tap.connects == 0 else f"{tap.base_queue}.r{tap.connects}"
+            )
+            self._own_queues.add(tap.queue)
         tap.connects += 1
-        self._own_queues.add(tap.queue)
         try:
             channel = connection.channel()
             channel.basic_qos(prefetch_count=self._prefetch)
             channel.queue_declare(
                 tap.queue,
-                exclusive=True,
-                auto_delete=True,
+                durable=tap.kept,
+                exclusive=not tap.kept,
+                auto_delete=not tap.kept,
                 arguments={"x-max-length-bytes": self._max_queue_bytes, "x-overflow": "drop-head"},
             )
             channel.queue_bind(tap.queue, TRACE_EXCHANGE, routing_key="#")
@@ -455,8 +474,10 @@ class FirehoseAgent:
                     _reply_text(error))
         _close_quietly(tap.connection)
         tap.connection = tap.channel = None
-        # Received but unacked: the queue died with the connection, store them anyway.
-        self._orphans.extend(tap.pending)
+        if not tap.kept:
+            # Received but unacked: the queue died with the connection, store them anyway.
+            self._orphans.extend(tap.pending)
+        # A kept queue takes them back, and delivers them again after the reconnect.
         tap.pending.clear()
         if tap.full_gap is not None:
             self._close_gap(replace(tap.full_gap, end=now))
@@ -480,7 +501,7 @@ class FirehoseAgent:
         tap.backoff = 0.0
 
     def _shutdown(self, *, quiet: bool) -> None:
-        """Close our connections (our queues go with them), then put tracing back."""
+        """Close our connections (private queues go with them), then put tracing back."""
         now = time.time()
         for tap in self.taps:
             if tap.full_gap is not None:

@@ -1,8 +1,9 @@
-"""kill -9 of the firehose agent while it writes: the store stays whole and usable.
+"""Faults of the firehose agent while it writes: kill -9, a full disk, a lost connection.
 
-What the agent had not flushed is lost with it (its trace queue is exclusive and dies with
-the connection), but nothing half-written stays behind, and the next agent run appends to
-the same store.
+After a kill -9, what the agent had not flushed is lost with it (its trace queue is
+exclusive and dies with the connection), but nothing half-written stays behind, and the
+next agent run appends to the same store. With a kept queue (``--queue``), what a lost
+connection left unstored is delivered again and stored once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from brokerutil import (
     connect,
     queue_counts,
     temp_vhost,
+    tracing_on,
     url_for,
     wait_until,
 )
@@ -33,12 +35,12 @@ from busdoc.sniffer.agent import FirehoseAgent
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-def _agent(db: Path, vhost: str, seconds: float) -> subprocess.Popen[bytes]:
+def _agent(db: Path, vhost: str, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "BUSDOC_DB"}
     return subprocess.Popen(
         [sys.executable, "-m", "busdoc", "capture", "firehose", "-q", "--url", url_for(vhost),
-         "--db", str(db), "--duration", str(seconds)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--db", str(db), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
@@ -60,7 +62,7 @@ def test_kill_9_of_the_agent_leaves_a_whole_store_that_the_next_run_appends_to(
 ) -> None:
     db = tmp_path / "s.db"
     with temp_vhost("busdoc-kill") as vhost:
-        agent = _agent(db, vhost, 120)
+        agent = _agent(db, vhost, "--duration", "120")
         try:
             assert wait_until(lambda: _own_queue_up(vhost), 30)
             stored = 0
@@ -83,7 +85,7 @@ def test_kill_9_of_the_agent_leaves_a_whole_store_that_the_next_run_appends_to(
         assert after_kill["runs"] == [("running",)]
         assert after_kill["orphans"] == 0 and after_kill["short_bodies"] == 0
 
-        second = _agent(db, vhost, 6)
+        second = _agent(db, vhost, "--duration", "6")
         try:
             assert wait_until(lambda: len([q for q in queue_counts(vhost)
                                            if q.startswith("busdoc.")]) == 1, 30)
@@ -133,3 +135,39 @@ def test_a_connection_lost_right_after_a_commit_does_not_store_the_batch_twice()
 
     assert [o.body for o in collector.observations()] == [b"one", b"two"]
     assert [g.reason for g in agent.gaps] == ["disconnected"]
+
+
+def test_a_kept_queue_takes_back_what_a_lost_connection_left_unstored() -> None:
+    """Received but not yet stored when the connection goes: the broker requeues it in
+    the kept queue and delivers it again, so it is stored once, not also as an orphan."""
+    queue = "busdoc.faults.kept-lost"
+    with temp_vhost("busdoc-kept-lost") as vhost:
+        collector = Collector()
+        # batch_seconds: what arrives stays unstored long enough to cut the connection.
+        agent = FirehoseAgent([url_for(vhost)], [], collector, queue=queue,
+                              batch_seconds=4.0, batch_size=1000)
+        runner = AgentThread(agent).start()
+        runner.wait_capturing(vhost)
+        assert agent.queue_names == [queue]
+        conn = connect(vhost)
+        for body in (b"a", b"b", b"c"):
+            conn.channel().basic_publish("amq.topic", "kept", body)
+        assert wait_until(lambda: agent.status().pending == 3, 10)
+        assert close_connections_named(vhost, "busdoc firehose agent") == 1
+        assert wait_until(lambda: agent.gaps != [], 10)
+        assert agent.total == 0
+        runner.wait_capturing(vhost)
+        assert wait_until(lambda: agent.total == 3, 30)
+        conn.channel().basic_publish("amq.topic", "kept", b"d")
+        assert wait_until(lambda: agent.total == 4, 30)
+        conn.close()
+        agent.stop()
+        runner.join()
+
+        assert agent.queue_names == [queue]
+        assert queue_counts(vhost).get(queue) == (0, 0)  # kept after the agent, empty
+        assert tracing_on(vhost)  # the kept queue still listens
+
+    observations = collector.observations()
+    assert [o.body for o in observations] == [b"a", b"b", b"c", b"d"]
+    assert [o.redelivered for o in observations] == [False] * 4

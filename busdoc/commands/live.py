@@ -182,6 +182,18 @@ def capture_firehose(
             "the oldest trace messages and a gap is recorded.",
         ),
     ] = 64 << 20,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            "--queue",
+            metavar="NAME",
+            help="Consume from this durable queue, kept on the broker between runs (NAME.N "
+            "for several URLs or vhosts), instead of a private one that goes with the agent: "
+            "what was not stored when the agent stopped or failed waits there for the next "
+            "run. Tracing stays on for it. Delete the queue when you retire the agent.",
+            show_default=False,
+        ),
+    ] = None,
     include_exchange: Annotated[
         list[str] | None,
         typer.Option("--include-exchange", help="Keep only these exchanges (glob; repeatable)."),
@@ -230,6 +242,8 @@ def capture_firehose(
     from busdoc.storage.sink import BatchSink
 
     urls = resolve_urls(url, url_file)
+    if queue is not None and not queue.strip():
+        raise InputError("--queue needs a queue name")
     ssl_options = tls_options(urls, ca_cert, cert, key)
     setup_logging(log_file, log_level)
     log = logging.getLogger("busdoc.capture")
@@ -262,7 +276,7 @@ def capture_firehose(
                 urls, list(vhost or []), sink,
                 max_queue_bytes=max_queue_bytes, duration=duration, max_messages=max_messages,
                 tracing=tracing.value, management_url=management_url,  # type: ignore[arg-type]
-                status=display.update, ssl_options=ssl_options,
+                status=display.update, ssl_options=ssl_options, queue=queue,
             )
             with display:
                 final = agent.run()
