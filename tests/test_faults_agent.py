@@ -2,18 +2,23 @@
 
 After a kill -9, what the agent had not flushed is lost with it (its trace queue is
 exclusive and dies with the connection), but nothing half-written stays behind, and the
-next agent run appends to the same store. With a kept queue (``--queue``), what a lost
-connection left unstored is delivered again and stored once.
+next agent run appends to the same store. A full disk stops the agent with one line; with
+a kept queue (``--queue``) nothing it did not store is lost, and the next run stores it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
@@ -28,7 +33,7 @@ from brokerutil import (
     url_for,
     wait_until,
 )
-from test_faults_store import counts
+from test_faults_store import assert_one_line_error, counts, small_disk  # noqa: F401
 
 from busdoc.sniffer.agent import FirehoseAgent
 
@@ -135,6 +140,105 @@ def test_a_connection_lost_right_after_a_commit_does_not_store_the_batch_twice()
 
     assert [o.body for o in collector.observations()] == [b"one", b"two"]
     assert [g.reason for g in agent.gaps] == ["disconnected"]
+
+
+def _publish_bodies(vhost: str, bodies: list[bytes]) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(url_for(vhost)))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for body in bodies:
+        ch.basic_publish("amq.topic", "faults.disk", body)
+    conn.close()
+
+
+def _stored_bodies(db: Path) -> list[bytes]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [bytes(b) for (b,) in con.execute("SELECT body FROM messages ORDER BY id")]
+    finally:
+        con.close()
+
+
+def _run_stats(db: Path, run_id: int) -> dict[str, Any]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        (stats,) = con.execute("SELECT stats FROM runs WHERE id = ?", (run_id,)).fetchone()
+    finally:
+        con.close()
+    return dict(json.loads(stats))
+
+
+def _stored_count(db: Path) -> int:
+    try:
+        return len(_stored_bodies(db))
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+@pytest.mark.timeout(300)
+def test_disk_full_stops_the_agent_with_one_line_and_its_kept_queue_feeds_the_next_run(
+    small_disk: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    # 3,000 distinct bodies of about 1.4 KB: more than the 4 MiB disk holds.
+    bodies = [b'{"n": %d, "pad": "%s"}' % (i, secrets.token_hex(700).encode())
+              for i in range(3000)]
+    queue = "busdoc.faults.kept"
+    db = small_disk / "s.db"
+    with temp_vhost("busdoc-diskfull") as vhost:
+        agent = _agent(db, vhost, "--queue", queue)
+        try:
+            assert wait_until(lambda: queue in queue_counts(vhost) and tracing_on(vhost), 30)
+            _publish_bodies(vhost, bodies[:100])
+            assert wait_until(lambda: _stored_count(db) == 100, 30)
+            _publish_bodies(vhost, bodies[100:])
+            out, err = agent.communicate(timeout=120)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait()
+        assert_one_line_error(
+            subprocess.CompletedProcess(agent.args, agent.returncode, out, err), "disk is full"
+        )
+
+        # What was committed is whole, in publish order, each message once.
+        after = counts(db)
+        assert after["integrity"] == "ok"
+        assert after["orphans"] == after["short_bodies"] == after["duplicates"] == 0
+        committed = after["messages"]
+        assert isinstance(committed, int) and 100 <= committed < len(bodies)
+        assert after["observations"] == committed
+        assert _stored_bodies(db) == bodies[:committed]
+        assert "disk is full" in _run_stats(db, 1)["error"]
+
+        # Nothing it did not commit was acked: all of it waits in the kept queue, and
+        # tracing stays on for that queue.
+        rest = len(bodies) - committed
+        assert wait_until(lambda: queue_counts(vhost).get(queue) == (rest, 0), 30), (
+            queue_counts(vhost), rest)
+        assert tracing_on(vhost)
+
+        # The store moves to a larger disk; the next run takes up the queue.
+        bigger = tmp_path / "bigger"
+        bigger.mkdir()
+        for part in small_disk.glob("s.db*"):
+            shutil.copy2(part, bigger / part.name)
+        second = _agent(bigger / "s.db", vhost, "--queue", queue, "--max-messages", str(rest))
+        try:
+            out, err = second.communicate(timeout=120)
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+        assert second.returncode == 0, err
+        assert f"{rest:,} trace messages" in out
+        assert queue_counts(vhost).get(queue) == (0, 0)
+
+    final = counts(bigger / "s.db")
+    assert final["integrity"] == "ok"
+    assert final["orphans"] == final["short_bodies"] == final["duplicates"] == 0
+    assert final["messages"] == final["observations"] == len(bodies)
+    assert _stored_bodies(bigger / "s.db") == bodies
+    assert final["runs"][-1] == ("complete",) and len(final["runs"]) == 2  # type: ignore[arg-type]
 
 
 def test_a_kept_queue_takes_back_what_a_lost_connection_left_unstored() -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from busdoc.errors import BrokerError, InputError
+from busdoc.errors import BusdocError, InputError
 from busdoc.options import DbOption, make_redactor
 
 if TYPE_CHECKING:
@@ -281,7 +281,7 @@ def capture_firehose(
             with display:
                 final = agent.run()
         except BaseException as e:
-            stats["error"] = str(e) if isinstance(e, BrokerError | InputError) else type(e).__name__
+            stats["error"] = str(e) if isinstance(e, BusdocError) else type(e).__name__
             raise
         finally:
             if agent is not None:
@@ -300,8 +300,11 @@ def capture_firehose(
                 stats["sample_per_minute"] = sample
             try:
                 store.finish_run(run, stats=stats)
-            except Exception:  # the original error (often the store itself) wins
-                log.warning("could not mark the capture run finished", exc_info=True)
+            except Exception as e:  # the original error (often the store itself) wins
+                # One line on stderr (the traceback only at debug level): a full disk
+                # that failed the batch may fail this update too.
+                log.warning("could not mark the capture run finished: %s", e)
+                log.debug("finishing the capture run failed", exc_info=True)
     finally:
         store.close()
     gaps = len(stats.get("gaps", []))
