@@ -35,6 +35,7 @@ from brokerutil import (
 )
 from test_faults_store import assert_one_line_error, counts, small_disk  # noqa: F401
 
+from busdoc.errors import BrokerError
 from busdoc.sniffer.agent import FirehoseAgent
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -275,3 +276,18 @@ def test_a_kept_queue_takes_back_what_a_lost_connection_left_unstored() -> None:
     observations = collector.observations()
     assert [o.body for o in observations] == [b"a", b"b", b"c", b"d"]
     assert [o.redelivered for o in observations] == [False] * 4
+
+
+def test_a_kept_queue_declared_with_another_bound_is_one_line_at_start() -> None:
+    with temp_vhost("busdoc-kept-args") as vhost:
+        first = FirehoseAgent([url_for(vhost)], [], Collector(), queue="busdoc.kept",
+                              max_messages=0)
+        first.run()
+        assert "busdoc.kept" in queue_counts(vhost)
+        other = FirehoseAgent([url_for(vhost)], [], Collector(), queue="busdoc.kept",
+                              max_queue_bytes=1 << 20, max_messages=0)
+        with pytest.raises(BrokerError) as caught:
+            other.run()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "PRECONDITION_FAILED" in message and "x-max-length-bytes" in message

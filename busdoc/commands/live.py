@@ -231,7 +231,9 @@ def capture_firehose(
 
     Tracing is switched on for each vhost while the agent runs, and off again at the end
     if the agent turned it on and no other queue listens. Stop with Ctrl-C or SIGTERM:
-    what was received is stored first. Example:
+    what was received is stored first. If the store cannot be written (a full disk) the
+    agent stops with exit 2, having acknowledged only what it stored; with --queue the
+    rest waits on the broker for the next run. Example:
 
       BUSDOC_AMQP_URL=amqp://busdoc:PASS@rabbit1/nova busdoc capture firehose --duration 600
     """
