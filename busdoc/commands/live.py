@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,12 +24,11 @@ import typer
 
 from busdoc.errors import BusdocError, InputError
 from busdoc.options import DbOption, make_redactor
+from busdoc.sniffer.urls import DEFAULT_AMQP_URL, URL_ENV, resolve_urls, tls_options
 
 if TYPE_CHECKING:
     from busdoc.sniffer.records import Record
 
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-URL_ENV = "BUSDOC_AMQP_URL"
 
 UrlOption = Annotated[
     list[str] | None,
@@ -79,50 +77,6 @@ def _err(message: str) -> None:
 
 
 # -- shared plumbing -----------------------------------------------------------------------
-
-
-def resolve_urls(urls: list[str] | None, url_file: Path | None) -> list[str]:
-    """--url values, then the file's lines; else $BUSDOC_AMQP_URL; else the local default."""
-    found = list(urls or [])
-    if url_file is not None:
-        try:
-            text = url_file.read_text(encoding="utf-8")
-        except OSError as e:
-            raise InputError(f"cannot read --url-file {url_file}: {e.strerror or e}") from None
-        found += [
-            line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")
-        ]
-        if not found:
-            raise InputError(f"--url-file {url_file} holds no URL")
-    if not found:
-        found = [os.environ.get(URL_ENV) or DEFAULT_AMQP_URL]
-    return found
-
-
-def tls_options(
-    urls: list[str], ca_cert: Path | None, cert: Path | None, key: Path | None
-) -> Any:
-    """pika ``SSLOptions`` for amqps:// URLs (CA bundle, client certificate and key)."""
-    if not any(u.startswith("amqps://") for u in urls) and not (ca_cert or cert or key):
-        return None
-    if not all(u.startswith("amqps://") for u in urls):
-        raise InputError("--ca-cert/--cert/--key need amqps:// URLs (TLS), not amqp://")
-    if (cert is None) != (key is None):
-        raise InputError("--cert and --key go together (the client certificate and its key)")
-    import ssl
-    import urllib.parse
-
-    import pika
-
-    try:
-        context = ssl.create_default_context(cafile=str(ca_cert) if ca_cert else None)
-        if cert is not None and key is not None:
-            context.load_cert_chain(str(cert), str(key))
-    except (OSError, ssl.SSLError) as e:
-        raise InputError(f"cannot load TLS files: {getattr(e, 'strerror', None) or e}") from None
-    host = urllib.parse.urlsplit(urls[0]).hostname
-    return pika.SSLOptions(context, server_hostname=host)
 
 
 def setup_logging(log_file: Path | None, level: LogLevel) -> None:
