@@ -128,6 +128,33 @@ class AgentStatus:
         return " · ".join(parts)
 
 
+@dataclass(slots=True)
+class StatusLines:
+    """Which lines a CLI shows about a running agent, and when; it prints nothing itself.
+
+    ``announce`` gives the "capturing" line once, when every tap first consumes. ``due``
+    gives the status line at most every ``every`` seconds, for a service's journal (a
+    terminal's live display shows every update instead).
+    """
+
+    every: float = 30.0
+    announced: bool = False
+    last: float | None = None
+    """When ``due`` last gave a line (the caller's clock)."""
+
+    def announce(self, status: AgentStatus) -> str | None:
+        if self.announced or status.connected != status.taps:
+            return None
+        self.announced = True
+        return "capturing; tracing " + ", ".join(status.tracing)
+
+    def due(self, status: AgentStatus, now: float) -> str | None:
+        if self.last is not None and now - self.last < self.every:
+            return None
+        self.last = now
+        return status.line()
+
+
 @dataclass(eq=False)
 class _Tap:
     url: str
@@ -603,4 +630,6 @@ def _close_quietly(connection: pika.BlockingConnection) -> None:
         log.debug("closing connection failed", exc_info=True)
 
 
-__all__ = ["AgentStatus", "FirehoseAgent", "Gap", "Sink", "DEFAULT_MAX_QUEUE_BYTES"]
+__all__ = [
+    "AgentStatus", "FirehoseAgent", "Gap", "Sink", "StatusLines", "DEFAULT_MAX_QUEUE_BYTES",
+]

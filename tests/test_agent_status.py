@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from busdoc.sniffer.agent import AgentStatus
+from busdoc.sniffer.agent import AgentStatus, StatusLines
 
 
 def status(**overrides: object) -> AgentStatus:
@@ -25,3 +25,21 @@ def test_status_line_says_when_connections_are_down() -> None:
 
     assert "1 of 2 connections down" in line
     assert "2 gaps" in line
+
+
+def test_capturing_is_announced_once_when_every_tap_is_connected() -> None:
+    lines = StatusLines()
+
+    assert lines.announce(status(connected=1)) is None
+    assert lines.announce(status()) == "capturing; tracing /: management, nova: management"
+    assert lines.announce(status()) is None
+    assert lines.announce(status(connected=1)) is None
+
+
+def test_status_lines_for_a_journal_come_at_most_every_interval() -> None:
+    lines = StatusLines(every=30.0)
+
+    assert lines.due(status(), 1000.0) == status().line()
+    assert lines.due(status(total=1), 1029.9) is None
+    assert lines.due(status(total=2), 1030.0) == status(total=2).line()
+    assert lines.due(status(total=3), 1031.0) is None

@@ -277,12 +277,12 @@ class _StatusDisplay:
     """rich live status on a terminal; a status line every 30 s otherwise (a service)."""
 
     def __init__(self, *, quiet: bool, log: logging.Logger, every: float = 30.0) -> None:
+        from busdoc.sniffer.agent import StatusLines
+
         self.quiet = quiet
         self.log = log
-        self.every = every
+        self._lines = StatusLines(every=every)
         self._live: Any = None
-        self._announced = False
-        self._last_line = 0.0
         self._tty = sys.stderr.isatty()
 
     def __enter__(self) -> _StatusDisplay:
@@ -299,9 +299,8 @@ class _StatusDisplay:
             self._live = None
 
     def update(self, status: Any) -> None:
-        if not self._announced and status.connected == status.taps:
-            self._announced = True
-            line = "capturing; tracing " + ", ".join(status.tracing)
+        line = self._lines.announce(status)
+        if line is not None:
             self.log.info(line)
             if not self.quiet:
                 print(f"busdoc: {line}", file=sys.stderr, flush=True)
@@ -309,9 +308,8 @@ class _StatusDisplay:
             return
         if self._live is not None:
             self._live.update(status.line())
-        elif time.monotonic() - self._last_line >= self.every:
-            self._last_line = time.monotonic()
-            print(f"busdoc: {status.line()}", file=sys.stderr, flush=True)
+        elif (line := self._lines.due(status, time.monotonic())) is not None:
+            print(f"busdoc: {line}", file=sys.stderr, flush=True)
 
 
 def gap_lines(runs: list[Any]) -> list[str]:
