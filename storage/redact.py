@@ -45,6 +45,7 @@ import orjson
 from busdoc.errors import InputError
 from busdoc.sniffer.body import compression_of, decode_content, encode_content
 from busdoc.sniffer.records import Observation
+from busdoc.storage.codec import compact
 from busdoc.storage.records import Redaction
 
 REDACTED = "<redacted>"
@@ -470,9 +471,8 @@ def _unanchor(rule: str) -> str:
 
 
 def _orjson_dumps(doc: Any) -> bytes:
-    raw = orjson.dumps(doc)
-    # orjson keeps a 4 KiB buffer behind short results; redacted bodies wait in batches.
-    return bytes(memoryview(raw)) if len(raw) < 4096 else raw
+    # Redacted bodies wait in batches: keep a tight copy, not orjson's buffer.
+    return compact(orjson.dumps(doc))
 
 
 def _stdlib_dumps(doc: Any) -> bytes:
