@@ -51,6 +51,7 @@ FlowKey = tuple[str, int, str, int]
 _MASK = 0xFFFFFFFF
 _HALF = 1 << 31
 _WRAP = 1 << 32
+_NOT_PLAIN = SYN | FIN | RST
 
 
 class StreamData(NamedTuple):
@@ -264,6 +265,33 @@ class TcpReassembler:
                     self._gap(st, lost, time, events)
             self._end(st, "fin", time, events)
         return events
+
+    def feed_in_order(self, key: FlowKey, seq: int, flags: int, size: int) -> bool:
+        """The usual segment in one step, with no event built: True when it was taken.
+
+        Taken are segments of a known, live direction that holds nothing back, whose peer
+        holds nothing back either (so an acknowledgement cannot reveal a loss), with no
+        SYN, FIN or RST, that are either a pure ACK or the very next ``size`` bytes. Those
+        bytes are then the direction's next data, for the caller to hand on as ``feed``
+        would have in a ``StreamData``. Anything else returns False: call ``feed``.
+        Counters move exactly as ``feed`` would move them.
+        """
+        st = self._flows.get(key)
+        if st is None or st.ended or st.pending or flags & _NOT_PLAIN:
+            return False
+        peer = st.peer
+        if peer is not None and peer.pending:
+            return False
+        stats = self.stats
+        if size:
+            if st.next != seq:
+                return False
+            st.next = (seq + size) & _MASK
+            stats.bytes += size
+            stats.delivered_bytes += size
+        self._flows.move_to_end(key)
+        stats.segments += 1
+        return True
 
     def flush(self, time: float) -> list[StreamEvent]:
         """End of input: deliver held bytes (after their gaps) and end every live direction."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(slots=True, eq=False)
@@ -39,7 +40,7 @@ class MessageRef:
 
 
 class _KeyState:
-    """The remembered messages of one key; most keys hold exactly one."""
+    """The remembered messages of a key that holds several, or one taken by several queues."""
 
     __slots__ = ("entries", "head", "base", "cursors")
 
@@ -49,7 +50,7 @@ class _KeyState:
         """Index in ``entries`` of the oldest message still remembered."""
         self.base = 0
         """Sequence number of ``entries[head]`` (messages forgotten so far)."""
-        self.cursors: dict[Hashable, int] | None = None
+        self.cursors: dict[Hashable, int] = {}
         """Per queue: sequence number of the earliest message it has not taken."""
 
     def live(self) -> int:
@@ -66,50 +67,90 @@ class _KeyState:
             self.head = 0
 
 
+class _TakenOnce(NamedTuple):
+    """One remembered message that exactly one queue has taken."""
+
+    ref: MessageRef
+    queue: Hashable
+
+
+_Entry = MessageRef | _TakenOnce | _KeyState
+"""What the matcher keeps per key. Almost every key holds one message that one queue
+takes, so that case costs a 2-tuple; a bare ``MessageRef`` is a message no queue took yet.
+Anything else (a second publish with the same key, a second queue) is a ``_KeyState``."""
+
+
+def _promote(entry: MessageRef | _TakenOnce) -> _KeyState:
+    st = _KeyState()
+    if type(entry) is _TakenOnce:
+        st.entries.append(entry.ref)
+        st.cursors[entry.queue] = 1
+    else:
+        st.entries.append(entry)  # type: ignore[arg-type]
+    return st
+
+
 class Matcher:
-    """Pairs deliveries and returns with the publishes they came from."""
+    """Pairs deliveries and returns with the publishes they came from.
+
+    Memory: about 200 bytes per remembered message in the usual shape (a 16-byte key, its
+    ``MessageRef``, a ``_TakenOnce`` and the ordering deque's slot), so the default limit
+    holds some 10 MB however long the capture.
+    """
 
     def __init__(self, limit: int = 50_000) -> None:
         self.limit = limit
-        self._keys: dict[Hashable, _KeyState] = {}
+        self._keys: dict[Hashable, _Entry] = {}
         self._order: deque[Hashable] = deque()
         self.forgotten = 0
 
     def __len__(self) -> int:
         return len(self._order)
 
-    def _append(self, key: Hashable, ref: MessageRef) -> _KeyState:
-        st = self._keys.get(key)
-        if st is None:
-            st = self._keys[key] = _KeyState()
-        st.entries.append(ref)
+    def _remember(self, key: Hashable) -> None:
         self._order.append(key)
         if len(self._order) > self.limit:
             self._forget_oldest()
-        return st
 
     def _forget_oldest(self) -> None:
         key = self._order.popleft()
-        st = self._keys[key]
-        st.drop_oldest()
+        entry = self._keys[key]
         self.forgotten += 1
-        if not st.live():
-            del self._keys[key]
+        if type(entry) is _KeyState:
+            entry.drop_oldest()
+            if entry.live():
+                return
+        del self._keys[key]
 
     def publish(self, key: Hashable, ref: MessageRef) -> None:
         """A publish: a new message any queue may take."""
-        self._append(key, ref)
+        entry = self._keys.get(key)
+        if entry is None:
+            self._keys[key] = ref
+        else:
+            if type(entry) is not _KeyState:
+                entry = self._keys[key] = _promote(entry)
+            entry.entries.append(ref)
+        self._remember(key)
 
     def take(
         self, key: Hashable, queue: Hashable, *, redelivered: bool = False
     ) -> MessageRef | None:
         """The message a delivery from ``queue`` belongs to, or None (no publish seen)."""
-        st = self._keys.get(key)
-        if st is None:
+        entry = self._keys.get(key)
+        if entry is None:
             return None
+        kind = type(entry)
+        if kind is MessageRef:
+            self._keys[key] = _TakenOnce(entry, queue)  # type: ignore[arg-type]
+            return entry  # type: ignore[return-value]
+        if kind is _TakenOnce:
+            if entry.queue == queue:  # type: ignore[union-attr]
+                # Taken already: only a redelivery comes back to it.
+                return entry.ref if redelivered else None  # type: ignore[union-attr]
+            entry = self._keys[key] = _promote(entry)  # type: ignore[arg-type]
+        st: _KeyState = entry  # type: ignore[assignment]
         cursors = st.cursors
-        if cursors is None:
-            cursors = st.cursors = {}
         cursor = max(cursors.get(queue, st.base), st.base)
         if redelivered and cursor > st.base:
             return st.at(cursor - 1)
@@ -120,8 +161,12 @@ class Matcher:
 
     def orphan(self, key: Hashable, queue: Hashable, ref: MessageRef) -> None:
         """A delivery with no publish seen: its own message, already taken by ``queue``."""
-        st = self._append(key, ref)
-        if self._keys.get(key) is st:
-            if st.cursors is None:
-                st.cursors = {}
+        entry = self._keys.get(key)
+        if entry is None:
+            self._keys[key] = _TakenOnce(ref, queue)
+        else:
+            st = entry if type(entry) is _KeyState else _promote(entry)  # type: ignore[arg-type]
+            self._keys[key] = st
+            st.entries.append(ref)
             st.cursors[queue] = st.base + st.live()
+        self._remember(key)

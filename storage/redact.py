@@ -45,6 +45,7 @@ import orjson
 from busdoc.errors import InputError
 from busdoc.sniffer.body import compression_of, decode_content, encode_content
 from busdoc.sniffer.records import Observation
+from busdoc.storage.codec import compact
 from busdoc.storage.records import Redaction
 
 REDACTED = "<redacted>"
@@ -167,17 +168,13 @@ class Redactor:
     # -- pre-checks: cheap, and a superset of what the walk finds -------------------------
 
     def _may_hit_bytes(self, raw: bytes) -> bool:
-        if b"://" in raw:
-            return True
         low = raw.lower()
-        for lit in self._literals_b:
+        for lit in self._literals_b:  # "://" among them: lowering leaves it as it is
             if lit in low:
                 return True
         return self._pattern_b is not None and self._pattern_b.search(raw) is not None
 
     def _may_hit_str(self, text: str) -> bool:
-        if "://" in text:
-            return True
         low = text.lower()
         for lit in self._literals_s:
             if lit in low:
@@ -431,9 +428,18 @@ _CORES = ("passw", "key")
 body costs the same, so fewer, shorter literals make the common miss cheaper."""
 
 
+_LIKELY = ("token", "pass", "key", "secret", "://")
+"""Pre-check literals in the order to try them: a body that hits stops at its first
+literal, and almost every oslo.messaging body holds ``_context_auth_token``. Each ``in``
+scans the whole body when it misses, so trying ``token`` first makes the usual case one
+scan instead of six (12.5 to 4.9 µs a 2.2 KB body, measured on the bench capture)."""
+
+
 def _precheck_literals(literals: Iterable[str]) -> list[str]:
-    reduced = {next((c for c in _CORES if c in lit), lit) for lit in literals}
-    return sorted(lit for lit in reduced if not any(o != lit and o in lit for o in reduced))
+    reduced = {next((c for c in _CORES if c in lit), lit) for lit in literals} | {"://"}
+    kept = [lit for lit in reduced if not any(o != lit and o in lit for o in reduced)]
+    rank = {lit: i for i, lit in enumerate(_LIKELY)}
+    return sorted(kept, key=lambda lit: (rank.get(lit, len(rank)), lit))
 
 
 def _url_sub(m: re.Match[str]) -> str:
@@ -470,9 +476,8 @@ def _unanchor(rule: str) -> str:
 
 
 def _orjson_dumps(doc: Any) -> bytes:
-    raw = orjson.dumps(doc)
-    # orjson keeps a 4 KiB buffer behind short results; redacted bodies wait in batches.
-    return bytes(memoryview(raw)) if len(raw) < 4096 else raw
+    # Redacted bodies wait in batches: keep a tight copy, not orjson's buffer.
+    return compact(orjson.dumps(doc))
 
 
 def _stdlib_dumps(doc: Any) -> bytes:

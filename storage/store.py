@@ -547,6 +547,7 @@ _KIND_QUEUE_RETURN = ("return",)
 _PROPS_CACHE = 256
 _DIGEST_CACHE = 1024
 _DIGEST_CACHE_BODY = 64 << 10
+_QUEUE_CACHE = 4096
 
 
 class Writer:
@@ -572,6 +573,7 @@ class Writer:
         self._encoded_props: dict[Any, bytes] = {}
         # sha256 by body: a delivery carries its publish's body, hashed once.
         self._digests: dict[bytes, str] = {}
+        self._queues: dict[Any, Any] = {}
 
     def __enter__(self) -> Writer:
         return self
@@ -691,6 +693,9 @@ class Writer:
                 if obs.queue is not None
                 else ("?", obs.connection, obs.consumer_tag or obs.channel)
             )
+            # One tuple per queue, not per delivery: the matcher keeps it per message.
+            queues = self._queues
+            queue = queues.get(queue) or _intern(queues, queue)
             ref = matcher.take(key, queue, redelivered=obs.redelivered)
         elif kind == "return":
             queue = _KIND_QUEUE_RETURN
@@ -812,6 +817,13 @@ class Writer:
                 ref.id = None
             raise
         self._batch = _Batch()
+
+
+def _intern(table: dict[Any, Any], value: Any) -> Any:
+    if len(table) >= _QUEUE_CACHE:
+        table.clear()
+    table[value] = value
+    return value
 
 
 _MESSAGE_COLUMNS = (
