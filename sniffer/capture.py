@@ -170,16 +170,16 @@ class CaptureDecoder:
             return self._unsupported(exc)
         if seg is None:
             return []
-        payload = seg.payload
-        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        src, dst, sport, dport, seq, _, flags, payload = seg
+        key = (src, sport, dst, dport)
         if payload:
             entry = self._flows.get(key)
             if entry is not None and self._reassembler.feed_in_order(
-                key, seg.seq, seg.flags, len(payload)
+                key, seq, flags, len(payload)
             ):
                 amqp = entry[0].amqp
                 return [] if amqp is None else amqp.feed_direction(payload, entry[1], time)
-        elif self._reassembler.feed_in_order(key, seg.seq, seg.flags, 0):
+        elif self._reassembler.feed_in_order(key, seq, flags, 0):
             return []
         events = self._reassembler.feed(seg, time)
         if not events:
