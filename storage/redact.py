@@ -2,8 +2,8 @@
 
 A rule is a case-insensitive regular expression searched in a *key name* (a JSON object
 member, an AMQP header, a nested header table entry). The value under a matching key
-becomes the string ``"<redacted>"``, whatever its type, and a ``Redaction(path,
-json_type, length)`` keeps what inference needs to document the field. ``null`` and
+becomes the string ``"<redacted>"``, whatever its type, and a ``Redaction`` keeps a shape
+hint, what inference needs to document the field (below). ``null`` and
 booleans are left alone: they carry no secret, and a ``"password_set": true`` stays
 useful. Besides key rules, a URL with credentials anywhere in a string value
 (``rabbit://nova:s3cret@ctl:5672/``) has its password part redacted, and JSON held in a
@@ -18,6 +18,36 @@ There is deliberately no rule on a bare ``key``: ``routing_key``, ``keypair_name
 ``key_name``, ``public_key`` and ``os-keypair`` fields stay visible. ``token`` does catch
 a few innocent names (``max_tokens``); a false positive costs one documented field,
 a false negative a leaked credential.
+
+Shape hints: ``Redaction(path, json_type, format, length_class)``. The exact length is
+not kept (a password's length narrows a guess): ``length_class`` is its power-of-two
+class, ``"0"``, ``"1-7"``, ``"8-15"`` … ``"128-255"``, ``"256+"`` (characters of a
+string, items of an array or object; ``busdoc.storage.records.LENGTH_CLASSES`` says
+why). ``format`` names what the string looked like, decided from the value before it
+is dropped, and only for values of 16 characters or more:
+
+==================  ==============================================================
+``fernet``          Keystone's default token: base64url, no padding, starting
+                    ``gAAAAA`` (version byte 0x80 and a 64-bit timestamp), 98+ chars
+``jwt``             JWS compact form, three base64url parts, header ``eyJ…``
+                    (Keystone's ``jws`` provider issues ES256 ones)
+``pki`` / ``pkiz``  Keystone's retired PKI tokens (CMS in base64, ``MII…``) and
+                    their compressed form (``PKIZ_…``)
+``pem``             ``-----BEGIN …`` (certificates, private keys)
+``ssh-public-key``  ``ssh-rsa AAAA…``, ``ssh-ed25519``, ``ecdsa-sha2-…`` and ``sk-…``
+``url``             ``scheme://…`` with no whitespace (transport URLs)
+``uuid``            8-4-4-4-12 hex digits
+``hex``             hex digits only (Keystone's retired UUID tokens: 32 of them)
+``base64``          the standard alphabet (``+/``, padded to a multiple of 4)
+``base64url``       the URL-safe alphabet (``-_``, or unpadded)
+==================  ==============================================================
+
+The first ones have a fixed prefix or structure, public knowledge that says nothing
+about the secret inside. ``hex`` and the base64 forms only say which alphabet a value
+is drawn from, and a password's alphabet narrows a guess: they are named only from 32
+characters up (random keys and tokens, not passwords people type), and the base64
+forms only for a value mixing upper case, lower case and digits, as random encodings
+do, never for one mixing both alphabets. Anything else has no format.
 
 Speed: the default path runs on every message of an import. A body is parsed only when
 its lower-cased bytes contain one of the rule literals (or ``://``), so a body with
@@ -45,7 +75,7 @@ import orjson
 from busdoc.errors import InputError
 from busdoc.sniffer.body import compression_of, decode_content, encode_content
 from busdoc.sniffer.records import Observation
-from busdoc.storage.records import Redaction
+from busdoc.storage.records import Redaction, length_class
 
 REDACTED = "<redacted>"
 
@@ -81,6 +111,24 @@ _LITERAL = re.compile(r"[A-Za-z0-9_\-. ]+")
 # an unescaped "@" (the last "@" of a part ends the userinfo).
 _URL_CREDS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/\"'<>?#]*@[^\s/\"'<>?#]*)")
 _NO_CHANGE: Any = object()
+
+# Shape hints (secret_format): every pattern is matched against the whole value.
+_FERNET = re.compile(r"gAAAAA[A-Za-z0-9_\-]{92,}={0,2}")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+_PKI = re.compile(r"MII[A-Za-z0-9+/\-]+={0,2}")
+_PKIZ = re.compile(r"PKIZ_[A-Za-z0-9_\-]+={0,2}")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S*")
+_SSH_KEY = re.compile(
+    r"(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp(?:256|384|521)"
+    r"|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) AAAA[A-Za-z0-9+/]+={0,2}(?: [^\n]*)?"
+)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_BASE64ISH = re.compile(r"([A-Za-z0-9+/_\-]+)={0,2}")
+_DIGIT = re.compile(r"[0-9]")
+_MIN_ALPHABET_ONLY = 32
+"""``hex`` and the base64 forms say only which alphabet a value uses: named from 32
+characters up, where no human password lives and the alphabet narrows nothing."""
 _SCALARS = frozenset({bool, int, float})
 _WHITESPACE = frozenset(" \t\r\n")
 _JSON_HEADS = frozenset("{[ \t\r\n")
@@ -115,10 +163,77 @@ def _json_type(value: Any) -> str:
     return "string"  # str, bytes, datetime: all strings once stored as JSON
 
 
-def _length(value: Any) -> int | None:
+def _redaction(path: str, value: Any) -> Redaction:
+    """The shape hint kept for ``value``: type, format, length class; never the value."""
+    return Redaction(
+        path=path,
+        json_type=_json_type(value),
+        format=secret_format(value),
+        length_class=_length_class(value),
+    )
+
+
+def _length_class(value: Any) -> str | None:
     if isinstance(value, str | bytes | Mapping | list | tuple):
-        return len(value)
+        return length_class(len(value))
     return None
+
+
+def secret_format(value: Any) -> str | None:
+    """The format of a secret string (module docstring, "Shape hints"), or None.
+
+    Decided from the value alone and only its name is kept. Prefix checks come first
+    and decide most tokens without a regular expression.
+    """
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or len(value) < 16:
+        return None
+    head = value[:6]
+    if head == "gAAAAA":
+        return "fernet" if _FERNET.fullmatch(value) else None
+    if head.startswith("eyJ"):
+        return "jwt" if _JWT.fullmatch(value) else None
+    if head == "-----B":
+        return "pem" if value.startswith("-----BEGIN ") else None
+    if head.startswith("MII"):
+        return "pki" if _PKI.fullmatch(value) else None
+    if head.startswith("PKIZ_"):
+        return "pkiz" if _PKIZ.fullmatch(value) else None
+    if "://" in value:
+        return "url" if _URL.fullmatch(value) else None
+    if " " in value:
+        return "ssh-public-key" if _SSH_KEY.fullmatch(value) else None
+    if _UUID.fullmatch(value):
+        return "uuid"
+    if len(value) < _MIN_ALPHABET_ONLY:
+        return None
+    if _HEX.fullmatch(value):
+        return "hex"
+    return _base64_format(value)
+
+
+def _base64_format(value: str) -> str | None:
+    """``base64`` or ``base64url`` for a value drawn from all three character groups
+    (upper, lower, digits), as random encodings are; a word or a name is not."""
+    m = _BASE64ISH.fullmatch(value)
+    if m is None:
+        return None
+    chars = m[1]
+    if chars.lower() == chars or chars.upper() == chars or _DIGIT.search(chars) is None:
+        return None
+    standard = "+" in chars or "/" in chars
+    url_safe = "-" in chars or "_" in chars
+    if standard and url_safe:
+        return None
+    if standard:
+        return "base64"
+    if url_safe:
+        return "base64url"
+    return "base64" if len(value) % 4 == 0 else "base64url"
 
 
 def _escape(key: str) -> str:
@@ -300,7 +415,9 @@ class Redactor:
             encoding = "utf-8"
         new, count = _URL_CREDS.subn(_url_sub, text)
         if count and new != text:
-            found.append(Redaction(path="", json_type="string", length=len(plain)))
+            found.append(
+                Redaction(path="", json_type="string", length_class=length_class(len(plain)))
+            )
             return new.encode(encoding)
         return plain
 
@@ -359,9 +476,7 @@ class Redactor:
                 secret = self._is_secret_key(str(key))
             if secret:
                 sub = (path, key)
-                found.append(
-                    Redaction(path=_render(sub), json_type=_json_type(item), length=_length(item))
-                )
+                found.append(_redaction(_render(sub), item))
                 new: Any = REDACTED
             elif kind is int or kind is float:
                 continue
@@ -404,7 +519,7 @@ class Redactor:
         if "://" in value:
             new_text = _URL_CREDS.sub(_url_sub, value)
             if new_text != value:
-                found.append(Redaction(path=_render(path), json_type="string", length=len(value)))
+                found.append(_redaction(_render(path), value))
                 return new_text
         return _NO_CHANGE
 
@@ -416,9 +531,7 @@ class Redactor:
                 continue
             new_text = _URL_CREDS.sub(_url_sub, value)
             if new_text != value:
-                found.append(
-                    Redaction(path=f"properties/{key}", json_type="string", length=len(value))
-                )
+                found.append(_redaction(f"properties/{key}", value))
                 if changed is None:
                     changed = dict(props)
                 changed[key] = new_text

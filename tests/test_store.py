@@ -251,7 +251,9 @@ def test_redaction_is_stored_with_the_message(store: Store) -> None:
     write(store, [ob(body=b'{"password": "hunter2"}')])
     (m,) = store.iter_messages()
     assert orjson.loads(m.body) == {"password": "<redacted>"}
-    assert [(r.path, r.json_type, r.length) for r in m.redactions] == [("/password", "string", 7)]
+    assert [(r.path, r.json_type, r.format, r.length_class) for r in m.redactions] == [
+        ("/password", "string", None, "1-7")
+    ]
     assert store.stats()["redacted_messages"] == 1
 
 
