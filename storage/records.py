@@ -27,10 +27,7 @@ from 256 up (PKI tokens, PEM keys) is one class."""
 
 def length_class(n: int) -> str:
     """The label of the class holding length ``n`` (``"0"``, ``"8-15"``, ``"256+"``)."""
-    for low, high in LENGTH_CLASSES:
-        if high is None or n <= high:
-            return class_label(low, high)
-    raise AssertionError("the last class is open")  # pragma: no cover
+    return _LABEL_OF[n] if n < len(_LABEL_OF) else _OPEN_LABEL
 
 
 def class_label(low: int, high: int | None) -> str:
@@ -47,6 +44,15 @@ def class_bounds(label: str) -> tuple[int, int | None]:
         return int(label[:-1]), None
     low, dash, high = label.partition("-")
     return (int(low), int(high)) if dash else (int(low), int(low))
+
+
+_OPEN_LABEL = class_label(*LENGTH_CLASSES[-1])
+_LABEL_OF = tuple(
+    class_label(low, high)
+    for low, high in LENGTH_CLASSES[:-1]
+    for _ in range(low, (high or 0) + 1)
+)
+"""The label of every length below the open class, looked up (redaction runs per message)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -53,7 +53,11 @@ Speed: the default path runs on every message of an import. A body is parsed onl
 its lower-cased bytes contain one of the rule literals (or ``://``), so a body with
 nothing to redact costs a few ``bytes.__contains__`` calls and is returned as the same
 object, byte-exact. Non-literal rules (``--redact 'x-.*-pass'``) are searched as a
-regex over the raw bytes, anchors dropped, for the same pre-check.
+regex over the raw bytes, anchors dropped, for the same pre-check. A hit ends the
+pre-check, so ``token`` (in every oslo context) is looked for first, in the bytes as
+they are, before a lower-cased copy is made. The walk of a parsed body dispatches on
+the exact type of each value, strings first, and makes one ``Redaction`` per distinct
+path and shape (the token sits at the same path in every call).
 
 Compressed bodies (``content_encoding`` gzip/deflate/bzip2) are decompressed for the check
 and, when something was redacted, compressed again with the same codec. A body that is
@@ -67,8 +71,7 @@ import decimal
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -133,13 +136,17 @@ _SCALARS = frozenset({bool, int, float})
 _WHITESPACE = frozenset(" \t\r\n")
 _JSON_HEADS = frozenset("{[ \t\r\n")
 _KEY_CACHE = 4096
+_SHAPE_CACHE = 4096
 _BODY_CACHE = 1024
 _CACHEABLE = 64 << 10
 
 
-@dataclass(frozen=True, slots=True)
-class RedactedParts:
-    """What the store writes for one observation, after redaction."""
+class RedactedParts(NamedTuple):
+    """What the store writes for one observation, after redaction.
+
+    A named tuple rather than a frozen dataclass: one is made per observation, and a
+    tuple is built in one step where a frozen dataclass sets each field in turn.
+    """
 
     body: bytes
     headers: Mapping[str, Any] | None
@@ -255,6 +262,7 @@ class Redactor:
         joined = "|".join(f"(?:{r})" for r in self.rules) or r"(?!x)x"
         self._key = re.compile(joined, re.IGNORECASE)
         self._key_cache: dict[str, bool] = {}
+        self._shapes: dict[tuple[Any, str, str | None, str | None], Redaction] = {}
         self._dominant = 1 << 62
         # A publish and its deliveries carry the same body: redact it once.
         self._body_cache: dict[tuple[bytes, str | None], tuple[bytes, tuple[Redaction, ...]]] = {}
@@ -265,6 +273,7 @@ class Redactor:
         )
         self._literals_b = tuple(lit.encode() for lit in literals)
         self._literals_s = tuple(literals)
+        self._likeliest_b = self._literals_b[0] if self._literals_b else None
         patterns = [
             _unanchor(r)
             for r in self.rules
@@ -282,21 +291,26 @@ class Redactor:
     # -- pre-checks: cheap, and a superset of what the walk finds -------------------------
 
     def _may_hit_bytes(self, raw: bytes) -> bool:
-        if b"://" in raw:
+        # Secret keys are mostly written in lower case (``_context_auth_token``): the
+        # likeliest literal is looked for in the body as it is, before paying for a
+        # lower-cased copy of it.
+        if self._likeliest_b is not None and self._likeliest_b in raw:
             return True
         low = raw.lower()
         for lit in self._literals_b:
             if lit in low:
                 return True
+        if b"://" in raw:
+            return True
         return self._pattern_b is not None and self._pattern_b.search(raw) is not None
 
     def _may_hit_str(self, text: str) -> bool:
-        if "://" in text:
-            return True
         low = text.lower()
         for lit in self._literals_s:
             if lit in low:
                 return True
+        if "://" in text:
+            return True
         return self._pattern_s is not None and self._pattern_s.search(text) is not None
 
     # -- public API ------------------------------------------------------------------------
@@ -436,21 +450,7 @@ class Redactor:
         if kind is dict:
             return self._walk_mapping(value, path, found)
         if kind is list or kind is tuple:
-            changed: list[Any] | None = None
-            for i, item in enumerate(value):
-                kind = type(item)
-                if item is None or kind in _SCALARS:
-                    continue
-                if kind is str and (
-                    len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item)
-                ):
-                    continue
-                new = self._walk(item, (path, i), found)
-                if new is not _NO_CHANGE:
-                    if changed is None:
-                        changed = list(value)
-                    changed[i] = new
-            return _NO_CHANGE if changed is None else changed
+            return self._walk_sequence(value, path, found)
         if isinstance(value, bytes):
             try:
                 text = value.decode()
@@ -464,34 +464,86 @@ class Redactor:
             return self._walk_string(value, path, found)
         return _NO_CHANGE
 
+    def _walk_sequence(self, value: Sequence[Any], path: Any, found: list[Redaction]) -> Any:
+        changed: list[Any] | None = None
+        for i, item in enumerate(value):
+            kind = type(item)
+            if kind is str:
+                if len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item):
+                    continue
+                new = self._walk_string(item, (path, i), found)
+            elif kind is dict:
+                new = self._walk_mapping(item, (path, i), found)
+            elif item is None or kind in _SCALARS:
+                continue
+            else:
+                new = self._walk(item, (path, i), found)
+            if new is not _NO_CHANGE:
+                if changed is None:
+                    changed = list(value)
+                changed[i] = new
+        return _NO_CHANGE if changed is None else changed
+
     def _walk_mapping(self, value: Mapping[str, Any], path: Any, found: list[Redaction]) -> Any:
+        # Branches in order of frequency (strings, then containers); a string or a
+        # container is passed to the walker of its type directly.
         changed: dict[str, Any] | None = None
         cache = self._key_cache
         for key, item in value.items():
             kind = type(item)
-            if item is None or kind is bool:
+            if kind is str:
+                secret = cache.get(key)
+                if secret is None:
+                    secret = self._is_secret_key(str(key))
+                if secret:
+                    new: Any = REDACTED
+                    self._record((path, key), item, found)
+                elif len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item):
+                    continue  # the common case, decided without a call
+                else:
+                    new = self._walk_string(item, (path, key), found)
+                    if new is _NO_CHANGE:
+                        continue
+            elif item is None or kind is bool:
                 continue  # nothing secret in them, whatever the key says
-            secret = cache.get(key)
-            if secret is None:
-                secret = self._is_secret_key(str(key))
-            if secret:
-                sub = (path, key)
-                found.append(_redaction(_render(sub), item))
-                new: Any = REDACTED
-            elif kind is int or kind is float:
-                continue
-            elif kind is str and (
-                len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item)
-            ):
-                continue  # the common case, decided without a call
             else:
-                new = self._walk(item, (path, key), found)
+                secret = cache.get(key)
+                if secret is None:
+                    secret = self._is_secret_key(str(key))
+                if secret:
+                    new = REDACTED
+                    self._record((path, key), item, found)
+                elif kind is dict:
+                    new = self._walk_mapping(item, (path, key), found)
+                elif kind is int or kind is float:
+                    continue
+                elif kind is list:
+                    new = self._walk_sequence(item, (path, key), found)
+                else:
+                    new = self._walk(item, (path, key), found)
                 if new is _NO_CHANGE:
                     continue
             if changed is None:
                 changed = dict(value)
             changed[key] = new
         return _NO_CHANGE if changed is None else changed
+
+    def _record(self, path: Any, value: Any, found: list[Redaction]) -> None:
+        """Add the shape hint of ``value``: one ``Redaction`` per distinct path and shape,
+        made once (an oslo context carries its token at the same path in every call)."""
+        kind = type(value)
+        if kind is str:
+            shape = (path, "string", secret_format(value), length_class(len(value)))
+        else:
+            shape = (path, _json_type(value), secret_format(value), _length_class(value))
+        hint = self._shapes.get(shape)
+        if hint is None:
+            hint = Redaction(
+                path=_render(path), json_type=shape[1], format=shape[2], length_class=shape[3]
+            )
+            if len(self._shapes) < _SHAPE_CACHE:
+                self._shapes[shape] = hint
+        found.append(hint)
 
     def _walk_string(self, value: str, path: Any, found: list[Redaction]) -> Any:
         if len(value) < 8:
@@ -513,13 +565,14 @@ class Redactor:
                     dumps = _stdlib_dumps
                 except (ValueError, RecursionError):
                     inner = None
-            if isinstance(inner, dict | list):
+            kind = type(inner)
+            if kind is dict or kind is list:  # what both JSON parsers make
                 new = self._walk(inner, path, found)
                 return new if new is _NO_CHANGE else dumps(new).decode()
         if "://" in value:
             new_text = _URL_CREDS.sub(_url_sub, value)
             if new_text != value:
-                found.append(_redaction(_render(path), value))
+                self._record(path, value, found)
                 return new_text
         return _NO_CHANGE
 
@@ -527,7 +580,7 @@ class Redactor:
         """Only URL credentials: property names are AMQP's own, never secrets."""
         changed: dict[str, Any] | None = None
         for key, value in props.items():
-            if key == "headers" or not isinstance(value, str) or "://" not in value:
+            if not isinstance(value, str) or "://" not in value or key == "headers":
                 continue
             new_text = _URL_CREDS.sub(_url_sub, value)
             if new_text != value:
@@ -544,9 +597,17 @@ _CORES = ("passw", "key")
 body costs the same, so fewer, shorter literals make the common miss cheaper."""
 
 
+_LIKELY_FIRST = ("token", "pass", "secret", "key")
+"""Pre-check order: a hit ends the scan, so the literal most bodies carry goes first.
+oslo.messaging puts ``_context_auth_token`` in every request and notification context,
+and the URL check, the slowest scan (``:`` is everywhere in JSON), comes after them."""
+
+
 def _precheck_literals(literals: Iterable[str]) -> list[str]:
     reduced = {next((c for c in _CORES if c in lit), lit) for lit in literals}
-    return sorted(lit for lit in reduced if not any(o != lit and o in lit for o in reduced))
+    kept = [lit for lit in reduced if not any(o != lit and o in lit for o in reduced)]
+    rank = {lit: i for i, lit in enumerate(_LIKELY_FIRST)}
+    return sorted(kept, key=lambda lit: (rank.get(lit, len(rank)), lit))
 
 
 def _url_sub(m: re.Match[str]) -> str:
