@@ -168,7 +168,7 @@ def _pointer(path: str) -> list[str]:
 
 def apply_redactions(value: Any, redactions: Sequence[Redaction], enveloped: bool) -> Any:
     """Put a ``Redacted`` marker where the store replaced a secret, so the field keeps
-    its original type and length in the schema (not the ``"<redacted>"`` string)."""
+    its original type and shape hint in the schema (not the ``"<redacted>"`` string)."""
     for r in redactions:
         if not r.path.startswith("/"):
             continue  # headers/… and properties/… are not in the body
@@ -189,7 +189,7 @@ def apply_redactions(value: Any, redactions: Sequence[Redaction], enveloped: boo
                 node = None
                 break
         last = parts[-1]
-        marker = Redacted(r.json_type, r.length)
+        marker = Redacted(r.json_type, r.format, r.length_class)
         if type(node) is dict and last in node:
             node[last] = marker
         elif type(node) is list and last.isdigit() and int(last) < len(node):

@@ -40,8 +40,12 @@ What the emitted schema says, and the rule behind each keyword:
   documented: ``x-busdoc-encoded: "application/json"`` and ``x-busdoc-content-schema``.
 * oslo versioned objects met anywhere are handed to an ``ObjectSink`` and referenced
   by ``$ref: "#/$defs/Name@version"``.
-* Values redacted before storage (``Redacted``) count as their original type and
-  length and are marked ``x-busdoc-redacted``; they never become examples.
+* Values redacted before storage (``Redacted``) count as their original type and are
+  marked ``x-busdoc-redacted`` (a count); they never become examples, and their shape
+  hint stands in for the observed ranges: the class range of their lengths
+  (``x-busdoc-redacted-length`` for strings, ``-items`` for arrays, ``-properties`` for
+  objects, such as ``"128-255"``) and the format every redacted string showed
+  (``x-busdoc-redacted-format``: ``fernet``, ``jwt``…).
 * Objects and arrays nested deeper than ``MAX_TRACKED_DEPTH`` are counted by type but
   not looked into (``x-busdoc-too-deep``), which bounds recursion, state and output.
 """
@@ -55,6 +59,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from busdoc.sniffer.body import json_in_string
+from busdoc.storage.records import class_bounds, class_label
 
 ENUM_MAX_VALUES = 12
 ENUM_MIN_SUPPORT = 3
@@ -75,10 +80,12 @@ _encoded_nesting = 0
 
 @dataclass(frozen=True, slots=True)
 class Redacted:
-    """Stands for a value replaced by ``"<redacted>"`` before the body was stored."""
+    """Stands for a value replaced by ``"<redacted>"`` before the body was stored, with
+    the shape hint the store kept (``busdoc.storage.records.Redaction``)."""
 
     json_type: str
-    length: int | None
+    format: str | None = None
+    length_class: str | None = None
 
 
 class ObjectSink(Protocol):
@@ -211,6 +218,7 @@ class FieldSchema:
         "num_min", "num_max", "str_min", "str_max", "values", "examples", "fmt", "layouts",
         "encoded", "enc_count", "props", "data_keys", "map_values", "map_keys", "map_key_examples",
         "obj_min", "obj_max", "items", "arr_min", "arr_max", "refs", "depth", "deep",
+        "red_fmt", "red_len",
     )  # fmt: skip
 
     def __init__(self, depth: int = 0) -> None:
@@ -227,6 +235,11 @@ class FieldSchema:
         self.objs = 0
         self.arrs = 0
         self.redacted = 0
+        self.red_fmt: str | None = None
+        """Format of every redacted string (None before the first; ``""``: none or mixed)."""
+        self.red_len: dict[str, tuple[int, int | None]] | None = None
+        """Per JSON type, the ``[lowest, highest]`` length class bounds of redacted values
+        (``highest`` None: open-ended)."""
         self.num_min: float | int | None = None
         self.num_max: float | int | None = None
         self.str_min: int | None = None
@@ -387,14 +400,17 @@ class FieldSchema:
     def _add_redacted(self, v: Redacted) -> None:
         self.redacted += 1
         jt = v.json_type
+        if v.length_class is not None:
+            low, high = class_bounds(v.length_class)
+            self._widen_redacted(jt, low, high)
         if jt == "string":
             self.strs += 1
             self.values = None
-            if v.length is not None:
-                if self.str_min is None or v.length < self.str_min:
-                    self.str_min = v.length
-                if self.str_max is None or v.length > self.str_max:
-                    self.str_max = v.length
+            fmt = v.format or ""
+            if self.red_fmt is None:
+                self.red_fmt = fmt
+            elif self.red_fmt != fmt:
+                self.red_fmt = ""
             self.fmt = ""
         elif jt == "integer":
             self.ints += 1
@@ -410,6 +426,15 @@ class FieldSchema:
                 self.items = FieldSchema(self.depth + 1)
         else:
             self.objs += 1
+
+    def _widen_redacted(self, json_type: str, low: int, high: int | None) -> None:
+        if self.red_len is None:
+            self.red_len = {}
+        old = self.red_len.get(json_type)
+        if old is not None:
+            low = min(low, old[0])
+            high = None if high is None or old[1] is None else max(high, old[1])
+        self.red_len[json_type] = (low, high)
 
     def _add_obj(self, v: dict[str, Any], objects: ObjectSink | None) -> None:
         self.objs += 1
@@ -486,6 +511,13 @@ class FieldSchema:
         self.ints += other.ints
         self.floats += other.floats
         self.redacted += other.redacted
+        if other.red_fmt is not None:
+            if self.red_fmt is None:
+                self.red_fmt = other.red_fmt
+            elif self.red_fmt != other.red_fmt:
+                self.red_fmt = ""
+        for jt, (low, high) in (other.red_len or {}).items():
+            self._widen_redacted(jt, low, high)
         self.num_min = _min(self.num_min, other.num_min)
         self.num_max = _max(self.num_max, other.num_max)
         self.str_min = _min(self.str_min, other.str_min)
@@ -575,6 +607,10 @@ class FieldSchema:
             s["examples"] = [_safe(e) for e in self.examples]
         if self.fmt is not None:
             s["fmt"] = self.fmt
+        if self.red_fmt is not None:
+            s["red_fmt"] = self.red_fmt
+        if self.red_len:
+            s["red_len"] = {k: list(b) for k, b in self.red_len.items()}
         if self.layouts:
             s["layouts"] = sorted(self.layouts)
         if self.encoded is not None:
@@ -604,6 +640,9 @@ class FieldSchema:
         new.values = dict(s["values"]) if s.get("values") is not None else None
         new.examples = list(s.get("examples", []))
         new.fmt = s.get("fmt")
+        new.red_fmt = s.get("red_fmt")
+        if "red_len" in s:
+            new.red_len = {k: (low, high) for k, (low, high) in s["red_len"].items()}
         new.layouts = set(s.get("layouts", []))
         if "encoded" in s:
             new.encoded = cls.from_state(s["encoded"], child)
@@ -675,6 +714,7 @@ class FieldSchema:
             if self.arr_min is not None:
                 b["x-busdoc-min-items"] = self.arr_min
                 b["x-busdoc-max-items"] = self.arr_max
+            self._redacted_hints(b, "array", "x-busdoc-redacted-items")
             branches.append(b)
         for key in sorted(self.refs):
             refs.add(key)
@@ -717,6 +757,9 @@ class FieldSchema:
         if self.str_min is not None:
             b["x-busdoc-min-length"] = self.str_min
             b["x-busdoc-max-length"] = self.str_max
+        if self.red_fmt:
+            b["x-busdoc-redacted-format"] = self.red_fmt
+        self._redacted_hints(b, "string", "x-busdoc-redacted-length")
         if self.encoded is not None and self.enc_count == self.strs:
             b["x-busdoc-encoded"] = "application/json"
             b["x-busdoc-content-schema"] = self.encoded.to_json_schema(refs)
@@ -759,7 +802,14 @@ class FieldSchema:
         if self.obj_min is not None:
             b["x-busdoc-min-properties"] = self.obj_min
             b["x-busdoc-max-properties"] = self.obj_max
+        self._redacted_hints(b, "object", "x-busdoc-redacted-properties")
         return b
+
+    def _redacted_hints(self, b: dict[str, Any], json_type: str, keyword: str) -> None:
+        """The length class range of the redacted values of one type (``"16-63"``)."""
+        bounds = self.red_len.get(json_type) if self.red_len else None
+        if bounds is not None:
+            b[keyword] = class_label(*bounds)
 
 
 _COUNTERS = (

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from busdoc.reports import wire
+from busdoc.reports.generator import redaction_hint
 from busdoc.reports.json_schema import entry_files
 
 Schema = Mapping[str, Any]
@@ -643,7 +644,8 @@ def _detail(node: Schema) -> str:
     if node.get("enum"):
         parts.append("one of " + " ".join(f"`{json.dumps(v)}`" for v in node["enum"]))
     if node.get("x-busdoc-redacted"):
-        parts.append("redacted in capture")
+        hint = redaction_hint(node)
+        parts.append("redacted (secret)" + (f": {hint}" if hint else ""))
     mapping = node.get("x-busdoc-map")
     if isinstance(mapping, Mapping):
         parts.append(f"{mapping.get('distinct_keys')} distinct keys, e.g. "

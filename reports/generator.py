@@ -171,8 +171,40 @@ def _description(node: Schema) -> str:
     if nulls:
         text = _join(text, f"Null {nulls} times.")
     if node.get("x-busdoc-redacted"):
-        text = _join(text, "Redacted in the capture (a secret).")
+        hint = redaction_hint(node)
+        text = _join(text, "Redacted in the capture (a secret)" + (f": {hint}." if hint else "."))
     return str(text)
+
+
+_FORMAT_WORDS = {
+    "fernet": "fernet token",
+    "jwt": "JWT",
+    "pki": "PKI token",
+    "pkiz": "PKIZ token",
+    "pem": "PEM block",
+    "ssh-public-key": "SSH public key",
+    "url": "URL",
+}
+_CLASS_KEYWORDS = (
+    ("x-busdoc-redacted-length", "chars"),
+    ("x-busdoc-redacted-items", "items"),
+    ("x-busdoc-redacted-properties", "keys"),
+)
+
+
+def redaction_hint(node: Schema) -> str:
+    """What a redacted field's shape hints say, for readers: ``fernet token, 128-255 chars``
+    (empty when there are none)."""
+    parts = []
+    for branch in (node, *(node.get("anyOf") or ())):
+        fmt = branch.get("x-busdoc-redacted-format")
+        if fmt:
+            parts.append(_FORMAT_WORDS.get(fmt, fmt))
+        for keyword, unit in _CLASS_KEYWORDS:
+            label = branch.get(keyword)
+            if label is not None:
+                parts.append(f"{label} {unit}")
+    return ", ".join(parts)
 
 
 def enum_titles(schema: Any, found: dict[str, set[tuple[Any, ...]]]) -> None:

@@ -15,6 +15,10 @@ to look like a tag    read back as one)
 
 Keys are sorted, so equal tables encode to equal bytes (the message identity compares
 them as bytes).
+
+The ``redactions`` column holds ``[[path, json_type, format, length_class], ...]``
+(``encode_redactions``); stores of schema version 1 held ``[path, json_type, length]``,
+read back with the length turned into its class.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+
+from busdoc.storage.records import Redaction, length_class
 
 _TAGS = frozenset({"$decimal", "$bytes", "$datetime", "$dict"})
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
@@ -123,3 +129,27 @@ def _untag(value: Any) -> Any:
     if isinstance(value, list):
         return [_untag(v) for v in value]
     return value
+
+
+def encode_redactions(redactions: Iterable[Redaction]) -> bytes:
+    """The ``redactions`` column: ``[[path, json_type, format, length_class], ...]``."""
+    return compact(
+        orjson.dumps([(r.path, r.json_type, r.format, r.length_class) for r in redactions])
+    )
+
+
+def decode_redactions(raw: bytes | str | None) -> tuple[Redaction, ...]:
+    """Read back ``encode_redactions``, and the ``[path, json_type, length]`` rows of
+    schema version 1, whose exact length is turned into its class on the way."""
+    if not raw:
+        return ()
+    out = []
+    for row in orjson.loads(raw):
+        if len(row) == 3:
+            path, json_type, length = row
+            fmt = None
+            cls = length_class(length) if isinstance(length, int) else None
+        else:
+            path, json_type, fmt, cls = row
+        out.append(Redaction(path=path, json_type=json_type, format=fmt, length_class=cls))
+    return tuple(out)

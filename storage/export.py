@@ -3,7 +3,8 @@
 Plain JSON for other tools: AMQP property names in snake case with ``timestamp`` as ISO
 8601 (UTC), decimals as strings, byte arrays as ``{"$bytes": "<base64>"}``, the body as
 text when it is valid UTF-8 (``body``) or base64 otherwise (``body_b64``). Bodies are
-exported as stored, that is redacted.
+exported as stored, that is redacted; ``redacted`` lists each replaced value's path and
+shape hint (``type``, ``format``, ``length_class``), never its length.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def message_to_dict(message: StoredMessage) -> dict[str, Any]:
     out["body_sha256"] = message.body_sha256
     out["truncated"] = message.truncated
     out["redacted"] = [
-        {"path": r.path, "type": r.json_type, "length": r.length} for r in message.redactions
+        {"path": r.path, "type": r.json_type, "format": r.format, "length_class": r.length_class}
+        for r in message.redactions
     ]
     out["observations"] = [
         {

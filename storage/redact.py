@@ -2,8 +2,8 @@
 
 A rule is a case-insensitive regular expression searched in a *key name* (a JSON object
 member, an AMQP header, a nested header table entry). The value under a matching key
-becomes the string ``"<redacted>"``, whatever its type, and a ``Redaction(path,
-json_type, length)`` keeps what inference needs to document the field. ``null`` and
+becomes the string ``"<redacted>"``, whatever its type, and a ``Redaction`` keeps a shape
+hint, what inference needs to document the field (below). ``null`` and
 booleans are left alone: they carry no secret, and a ``"password_set": true`` stays
 useful. Besides key rules, a URL with credentials anywhere in a string value
 (``rabbit://nova:s3cret@ctl:5672/``) has its password part redacted, and JSON held in a
@@ -19,11 +19,45 @@ There is deliberately no rule on a bare ``key``: ``routing_key``, ``keypair_name
 a few innocent names (``max_tokens``); a false positive costs one documented field,
 a false negative a leaked credential.
 
+Shape hints: ``Redaction(path, json_type, format, length_class)``. The exact length is
+not kept (a password's length narrows a guess): ``length_class`` is its power-of-two
+class, ``"0"``, ``"1-7"``, ``"8-15"`` … ``"128-255"``, ``"256+"`` (characters of a
+string, items of an array or object; ``busdoc.storage.records.LENGTH_CLASSES`` says
+why). ``format`` names what the string looked like, decided from the value before it
+is dropped, and only for values of 16 characters or more:
+
+==================  ==============================================================
+``fernet``          Keystone's default token: base64url, no padding, starting
+                    ``gAAAAA`` (version byte 0x80 and a 64-bit timestamp), 98+ chars
+``jwt``             JWS compact form, three base64url parts, header ``eyJ…``
+                    (Keystone's ``jws`` provider issues ES256 ones)
+``pki`` / ``pkiz``  Keystone's retired PKI tokens (CMS in base64, ``MII…``) and
+                    their compressed form (``PKIZ_…``)
+``pem``             ``-----BEGIN …`` (certificates, private keys)
+``ssh-public-key``  ``ssh-rsa AAAA…``, ``ssh-ed25519``, ``ecdsa-sha2-…`` and ``sk-…``
+``url``             ``scheme://…`` with no whitespace (transport URLs)
+``uuid``            8-4-4-4-12 hex digits
+``hex``             hex digits only (Keystone's retired UUID tokens: 32 of them)
+``base64``          the standard alphabet (``+/``, padded to a multiple of 4)
+``base64url``       the URL-safe alphabet (``-_``, or unpadded)
+==================  ==============================================================
+
+The first ones have a fixed prefix or structure, public knowledge that says nothing
+about the secret inside. ``hex`` and the base64 forms only say which alphabet a value
+is drawn from, and a password's alphabet narrows a guess: they are named only from 32
+characters up (random keys and tokens, not passwords people type), and the base64
+forms only for a value mixing upper case, lower case and digits, as random encodings
+do, never for one mixing both alphabets. Anything else has no format.
+
 Speed: the default path runs on every message of an import. A body is parsed only when
 its lower-cased bytes contain one of the rule literals (or ``://``), so a body with
 nothing to redact costs a few ``bytes.__contains__`` calls and is returned as the same
 object, byte-exact. Non-literal rules (``--redact 'x-.*-pass'``) are searched as a
-regex over the raw bytes, anchors dropped, for the same pre-check.
+regex over the raw bytes, anchors dropped, for the same pre-check. A hit ends the
+pre-check, so ``token`` (in every oslo context) is looked for first, in the bytes as
+they are, before a lower-cased copy is made. The walk of a parsed body dispatches on
+the exact type of each value, strings first, and makes one ``Redaction`` per distinct
+path and shape (the token sits at the same path in every call).
 
 Compressed bodies (``content_encoding`` gzip/deflate/bzip2) are decompressed for the check
 and, when something was redacted, compressed again with the same codec. A body that is
@@ -37,8 +71,7 @@ import decimal
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -46,7 +79,7 @@ from busdoc.errors import InputError
 from busdoc.sniffer.body import compression_of, decode_content, encode_content
 from busdoc.sniffer.records import Observation
 from busdoc.storage.codec import compact
-from busdoc.storage.records import Redaction
+from busdoc.storage.records import Redaction, length_class
 
 REDACTED = "<redacted>"
 
@@ -82,17 +115,39 @@ _LITERAL = re.compile(r"[A-Za-z0-9_\-. ]+")
 # an unescaped "@" (the last "@" of a part ends the userinfo).
 _URL_CREDS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/\"'<>?#]*@[^\s/\"'<>?#]*)")
 _NO_CHANGE: Any = object()
+
+# Shape hints (secret_format): every pattern is matched against the whole value.
+_FERNET = re.compile(r"gAAAAA[A-Za-z0-9_\-]{92,}={0,2}")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+_PKI = re.compile(r"MII[A-Za-z0-9+/\-]+={0,2}")
+_PKIZ = re.compile(r"PKIZ_[A-Za-z0-9_\-]+={0,2}")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S*")
+_SSH_KEY = re.compile(
+    r"(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp(?:256|384|521)"
+    r"|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) AAAA[A-Za-z0-9+/]+={0,2}(?: [^\n]*)?"
+)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_BASE64ISH = re.compile(r"([A-Za-z0-9+/_\-]+)={0,2}")
+_DIGIT = re.compile(r"[0-9]")
+_MIN_ALPHABET_ONLY = 32
+"""``hex`` and the base64 forms say only which alphabet a value uses: named from 32
+characters up, where no human password lives and the alphabet narrows nothing."""
 _SCALARS = frozenset({bool, int, float})
 _WHITESPACE = frozenset(" \t\r\n")
 _JSON_HEADS = frozenset("{[ \t\r\n")
 _KEY_CACHE = 4096
+_SHAPE_CACHE = 4096
 _BODY_CACHE = 1024
 _CACHEABLE = 64 << 10
 
 
-@dataclass(frozen=True, slots=True)
-class RedactedParts:
-    """What the store writes for one observation, after redaction."""
+class RedactedParts(NamedTuple):
+    """What the store writes for one observation, after redaction.
+
+    A named tuple rather than a frozen dataclass: one is made per observation, and a
+    tuple is built in one step where a frozen dataclass sets each field in turn.
+    """
 
     body: bytes
     headers: Mapping[str, Any] | None
@@ -116,10 +171,77 @@ def _json_type(value: Any) -> str:
     return "string"  # str, bytes, datetime: all strings once stored as JSON
 
 
-def _length(value: Any) -> int | None:
+def _redaction(path: str, value: Any) -> Redaction:
+    """The shape hint kept for ``value``: type, format, length class; never the value."""
+    return Redaction(
+        path=path,
+        json_type=_json_type(value),
+        format=secret_format(value),
+        length_class=_length_class(value),
+    )
+
+
+def _length_class(value: Any) -> str | None:
     if isinstance(value, str | bytes | Mapping | list | tuple):
-        return len(value)
+        return length_class(len(value))
     return None
+
+
+def secret_format(value: Any) -> str | None:
+    """The format of a secret string (module docstring, "Shape hints"), or None.
+
+    Decided from the value alone and only its name is kept. Prefix checks come first
+    and decide most tokens without a regular expression.
+    """
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or len(value) < 16:
+        return None
+    head = value[:6]
+    if head == "gAAAAA":
+        return "fernet" if _FERNET.fullmatch(value) else None
+    if head.startswith("eyJ"):
+        return "jwt" if _JWT.fullmatch(value) else None
+    if head == "-----B":
+        return "pem" if value.startswith("-----BEGIN ") else None
+    if head.startswith("MII"):
+        return "pki" if _PKI.fullmatch(value) else None
+    if head.startswith("PKIZ_"):
+        return "pkiz" if _PKIZ.fullmatch(value) else None
+    if "://" in value:
+        return "url" if _URL.fullmatch(value) else None
+    if " " in value:
+        return "ssh-public-key" if _SSH_KEY.fullmatch(value) else None
+    if _UUID.fullmatch(value):
+        return "uuid"
+    if len(value) < _MIN_ALPHABET_ONLY:
+        return None
+    if _HEX.fullmatch(value):
+        return "hex"
+    return _base64_format(value)
+
+
+def _base64_format(value: str) -> str | None:
+    """``base64`` or ``base64url`` for a value drawn from all three character groups
+    (upper, lower, digits), as random encodings are; a word or a name is not."""
+    m = _BASE64ISH.fullmatch(value)
+    if m is None:
+        return None
+    chars = m[1]
+    if chars.lower() == chars or chars.upper() == chars or _DIGIT.search(chars) is None:
+        return None
+    standard = "+" in chars or "/" in chars
+    url_safe = "-" in chars or "_" in chars
+    if standard and url_safe:
+        return None
+    if standard:
+        return "base64"
+    if url_safe:
+        return "base64url"
+    return "base64" if len(value) % 4 == 0 else "base64url"
 
 
 def _escape(key: str) -> str:
@@ -141,6 +263,7 @@ class Redactor:
         joined = "|".join(f"(?:{r})" for r in self.rules) or r"(?!x)x"
         self._key = re.compile(joined, re.IGNORECASE)
         self._key_cache: dict[str, bool] = {}
+        self._shapes: dict[tuple[Any, str, str | None, str | None], Redaction] = {}
         self._dominant = 1 << 62
         # A publish and its deliveries carry the same body: redact it once.
         self._body_cache: dict[tuple[bytes, str | None], tuple[bytes, tuple[Redaction, ...]]] = {}
@@ -151,6 +274,7 @@ class Redactor:
         )
         self._literals_b = tuple(lit.encode() for lit in literals)
         self._literals_s = tuple(literals)
+        self._likeliest_b = self._literals_b[0] if self._literals_b else None
         patterns = [
             _unanchor(r)
             for r in self.rules
@@ -168,10 +292,17 @@ class Redactor:
     # -- pre-checks: cheap, and a superset of what the walk finds -------------------------
 
     def _may_hit_bytes(self, raw: bytes) -> bool:
+        # Secret keys are mostly written in lower case (``_context_auth_token``): the
+        # likeliest literal is looked for in the body as it is, before paying for a
+        # lower-cased copy of it.
+        if self._likeliest_b is not None and self._likeliest_b in raw:
+            return True
         low = raw.lower()
-        for lit in self._literals_b:  # "://" among them: lowering leaves it as it is
+        for lit in self._literals_b:
             if lit in low:
                 return True
+        if b"://" in raw:
+            return True
         return self._pattern_b is not None and self._pattern_b.search(raw) is not None
 
     def _may_hit_str(self, text: str) -> bool:
@@ -179,6 +310,8 @@ class Redactor:
         for lit in self._literals_s:
             if lit in low:
                 return True
+        if "://" in text:
+            return True
         return self._pattern_s is not None and self._pattern_s.search(text) is not None
 
     # -- public API ------------------------------------------------------------------------
@@ -297,7 +430,9 @@ class Redactor:
             encoding = "utf-8"
         new, count = _URL_CREDS.subn(_url_sub, text)
         if count and new != text:
-            found.append(Redaction(path="", json_type="string", length=len(plain)))
+            found.append(
+                Redaction(path="", json_type="string", length_class=length_class(len(plain)))
+            )
             return new.encode(encoding)
         return plain
 
@@ -316,21 +451,7 @@ class Redactor:
         if kind is dict:
             return self._walk_mapping(value, path, found)
         if kind is list or kind is tuple:
-            changed: list[Any] | None = None
-            for i, item in enumerate(value):
-                kind = type(item)
-                if item is None or kind in _SCALARS:
-                    continue
-                if kind is str and (
-                    len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item)
-                ):
-                    continue
-                new = self._walk(item, (path, i), found)
-                if new is not _NO_CHANGE:
-                    if changed is None:
-                        changed = list(value)
-                    changed[i] = new
-            return _NO_CHANGE if changed is None else changed
+            return self._walk_sequence(value, path, found)
         if isinstance(value, bytes):
             try:
                 text = value.decode()
@@ -344,36 +465,86 @@ class Redactor:
             return self._walk_string(value, path, found)
         return _NO_CHANGE
 
+    def _walk_sequence(self, value: Sequence[Any], path: Any, found: list[Redaction]) -> Any:
+        changed: list[Any] | None = None
+        for i, item in enumerate(value):
+            kind = type(item)
+            if kind is str:
+                if len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item):
+                    continue
+                new = self._walk_string(item, (path, i), found)
+            elif kind is dict:
+                new = self._walk_mapping(item, (path, i), found)
+            elif item is None or kind in _SCALARS:
+                continue
+            else:
+                new = self._walk(item, (path, i), found)
+            if new is not _NO_CHANGE:
+                if changed is None:
+                    changed = list(value)
+                changed[i] = new
+        return _NO_CHANGE if changed is None else changed
+
     def _walk_mapping(self, value: Mapping[str, Any], path: Any, found: list[Redaction]) -> Any:
+        # Branches in order of frequency (strings, then containers); a string or a
+        # container is passed to the walker of its type directly.
         changed: dict[str, Any] | None = None
         cache = self._key_cache
         for key, item in value.items():
             kind = type(item)
-            if item is None or kind is bool:
+            if kind is str:
+                secret = cache.get(key)
+                if secret is None:
+                    secret = self._is_secret_key(str(key))
+                if secret:
+                    new: Any = REDACTED
+                    self._record((path, key), item, found)
+                elif len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item):
+                    continue  # the common case, decided without a call
+                else:
+                    new = self._walk_string(item, (path, key), found)
+                    if new is _NO_CHANGE:
+                        continue
+            elif item is None or kind is bool:
                 continue  # nothing secret in them, whatever the key says
-            secret = cache.get(key)
-            if secret is None:
-                secret = self._is_secret_key(str(key))
-            if secret:
-                sub = (path, key)
-                found.append(
-                    Redaction(path=_render(sub), json_type=_json_type(item), length=_length(item))
-                )
-                new: Any = REDACTED
-            elif kind is int or kind is float:
-                continue
-            elif kind is str and (
-                len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item)
-            ):
-                continue  # the common case, decided without a call
             else:
-                new = self._walk(item, (path, key), found)
+                secret = cache.get(key)
+                if secret is None:
+                    secret = self._is_secret_key(str(key))
+                if secret:
+                    new = REDACTED
+                    self._record((path, key), item, found)
+                elif kind is dict:
+                    new = self._walk_mapping(item, (path, key), found)
+                elif kind is int or kind is float:
+                    continue
+                elif kind is list:
+                    new = self._walk_sequence(item, (path, key), found)
+                else:
+                    new = self._walk(item, (path, key), found)
                 if new is _NO_CHANGE:
                     continue
             if changed is None:
                 changed = dict(value)
             changed[key] = new
         return _NO_CHANGE if changed is None else changed
+
+    def _record(self, path: Any, value: Any, found: list[Redaction]) -> None:
+        """Add the shape hint of ``value``: one ``Redaction`` per distinct path and shape,
+        made once (an oslo context carries its token at the same path in every call)."""
+        kind = type(value)
+        if kind is str:
+            shape = (path, "string", secret_format(value), length_class(len(value)))
+        else:
+            shape = (path, _json_type(value), secret_format(value), _length_class(value))
+        hint = self._shapes.get(shape)
+        if hint is None:
+            hint = Redaction(
+                path=_render(path), json_type=shape[1], format=shape[2], length_class=shape[3]
+            )
+            if len(self._shapes) < _SHAPE_CACHE:
+                self._shapes[shape] = hint
+        found.append(hint)
 
     def _walk_string(self, value: str, path: Any, found: list[Redaction]) -> Any:
         if len(value) < 8:
@@ -395,13 +566,14 @@ class Redactor:
                     dumps = _stdlib_dumps
                 except (ValueError, RecursionError):
                     inner = None
-            if isinstance(inner, dict | list):
+            kind = type(inner)
+            if kind is dict or kind is list:  # what both JSON parsers make
                 new = self._walk(inner, path, found)
                 return new if new is _NO_CHANGE else dumps(new).decode()
         if "://" in value:
             new_text = _URL_CREDS.sub(_url_sub, value)
             if new_text != value:
-                found.append(Redaction(path=_render(path), json_type="string", length=len(value)))
+                self._record(path, value, found)
                 return new_text
         return _NO_CHANGE
 
@@ -409,13 +581,11 @@ class Redactor:
         """Only URL credentials: property names are AMQP's own, never secrets."""
         changed: dict[str, Any] | None = None
         for key, value in props.items():
-            if key == "headers" or not isinstance(value, str) or "://" not in value:
+            if not isinstance(value, str) or "://" not in value or key == "headers":
                 continue
             new_text = _URL_CREDS.sub(_url_sub, value)
             if new_text != value:
-                found.append(
-                    Redaction(path=f"properties/{key}", json_type="string", length=len(value))
-                )
+                found.append(_redaction(f"properties/{key}", value))
                 if changed is None:
                     changed = dict(props)
                 changed[key] = new_text
@@ -428,17 +598,16 @@ _CORES = ("passw", "key")
 body costs the same, so fewer, shorter literals make the common miss cheaper."""
 
 
-_LIKELY = ("token", "pass", "key", "secret", "://")
-"""Pre-check literals in the order to try them: a body that hits stops at its first
-literal, and almost every oslo.messaging body holds ``_context_auth_token``. Each ``in``
-scans the whole body when it misses, so trying ``token`` first makes the usual case one
-scan instead of six (12.5 to 4.9 µs a 2.2 KB body, measured on the bench capture)."""
+_LIKELY_FIRST = ("token", "pass", "secret", "key")
+"""Pre-check order: a hit ends the scan, so the literal most bodies carry goes first.
+oslo.messaging puts ``_context_auth_token`` in every request and notification context,
+and the URL check, the slowest scan (``:`` is everywhere in JSON), comes after them."""
 
 
 def _precheck_literals(literals: Iterable[str]) -> list[str]:
-    reduced = {next((c for c in _CORES if c in lit), lit) for lit in literals} | {"://"}
+    reduced = {next((c for c in _CORES if c in lit), lit) for lit in literals}
     kept = [lit for lit in reduced if not any(o != lit and o in lit for o in reduced)]
-    rank = {lit: i for i, lit in enumerate(_LIKELY)}
+    rank = {lit: i for i, lit in enumerate(_LIKELY_FIRST)}
     return sorted(kept, key=lambda lit: (rank.get(lit, len(rank)), lit))
 
 

@@ -30,12 +30,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     inspect,
     select,
     text,
 )
 
 from busdoc.errors import StoreError
+from busdoc.storage.codec import decode_redactions, encode_redactions
 from busdoc.storage.version import SCHEMA_VERSION
 
 metadata = MetaData()
@@ -138,8 +140,48 @@ state = Table(
 
 Migration = Callable[[Connection], None]
 
-MIGRATIONS: dict[int, Migration] = {}
-"""``MIGRATIONS[n]`` upgrades a version-n store to n + 1 (none yet: version 1 is the first)."""
+_MIGRATION_CHUNK = 1000
+
+
+def _redactions_keep_length_classes(conn: Connection) -> None:
+    """Version 1 → 2: a redaction keeps the class of the secret's length, not the length.
+
+    Each ``[path, json_type, length]`` row becomes ``[path, json_type, null,
+    length_class]`` (the format cannot be told any more: the value is gone). The
+    persisted inference state (``catalog.*`` keys) is dropped too: it holds the exact
+    lengths of redacted strings as observed bounds, and the next ``infer`` rebuilds it
+    from the messages. SQLite overwrites the freed bytes (``secure_delete``); on
+    PostgreSQL the old row versions stay in the table files until ``VACUUM``.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+    m = messages
+    rewrite = (
+        m.update()
+        .where(m.c.id == bindparam("row_id"))
+        .values(redactions=bindparam("rewritten"))
+    )
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(m.c.id, m.c.redactions)
+            .where(m.c.id > last, m.c.redactions.is_not(None))
+            .order_by(m.c.id)
+            .limit(_MIGRATION_CHUNK)
+        ).all()
+        if not rows:
+            break
+        rewritten = [
+            {"row_id": row.id, "rewritten": encode_redactions(decode_redactions(row.redactions))}
+            for row in rows
+        ]
+        conn.execute(rewrite, rewritten)
+        last = rows[-1].id
+    conn.execute(state.delete().where(state.c.key.like("catalog.%")))
+
+
+MIGRATIONS: dict[int, Migration] = {1: _redactions_keep_length_classes}
+"""``MIGRATIONS[n]`` upgrades a version-n store to n + 1."""
 
 
 def read_version(conn: Connection) -> int | None:

@@ -49,9 +49,14 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from busdoc.errors import StoreError
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
 from busdoc.storage import schema
-from busdoc.storage.codec import compact, decode_table, encode_table
+from busdoc.storage.codec import (
+    decode_redactions,
+    decode_table,
+    encode_redactions,
+    encode_table,
+)
 from busdoc.storage.identity import Matcher, MessageRef
-from busdoc.storage.records import Redaction, StoredMessage, StoredObservation
+from busdoc.storage.records import StoredMessage, StoredObservation
 from busdoc.storage.redact import Redactor
 
 DEFAULT_PATH = "busdoc.db"
@@ -483,12 +488,7 @@ class Store:
                     body_size=row.body_size,
                     body_sha256=row.body_sha256,
                     truncated=bool(row.truncated),
-                    redactions=tuple(
-                        Redaction(path=p, json_type=t, length=n)
-                        for p, t, n in orjson.loads(row.redactions)
-                    )
-                    if row.redactions
-                    else (),
+                    redactions=decode_redactions(row.redactions),
                     observations=tuple(by_message.get(row.id, ())),
                     first_seen=row.first_seen,
                 )
@@ -709,9 +709,7 @@ class Writer:
             redactions = None
             if parts.redactions:
                 self.redacted += 1
-                redactions = compact(
-                    orjson.dumps([(r.path, r.json_type, r.length) for r in parts.redactions])
-                )
+                redactions = encode_redactions(parts.redactions)
             # Column order of _MESSAGE_COLUMNS after the id.
             batch.messages.append(
                 (

@@ -1,3 +1,3 @@
 """The store's schema version, apart so ``busdoc --version`` need not import SQLAlchemy."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2

@@ -71,8 +71,8 @@ def test_truncated_and_broken_bodies_are_reported_not_parsed():
 
 def test_redacted_paths_inside_the_envelope_become_markers_of_the_original_type():
     m, _ = call("ping", {"password": "<redacted>"}, redactions=[
-        Redaction(path="/oslo.message/args/password", json_type="string", length=12)])
-    assert decode_body(m).value["args"]["password"] == Redacted("string", 12)
+        Redaction(path="/oslo.message/args/password", json_type="string", length_class="8-15")])
+    assert decode_body(m).value["args"]["password"] == Redacted("string", None, "8-15")
 
 
 @pytest.mark.parametrize(

@@ -142,6 +142,19 @@ def test_schema_rows_walk_nested_objects_with_dotted_paths() -> None:
     assert rows["a"].required == "yes" and rows["e"].required == "no"
 
 
+def test_schema_rows_give_the_shape_hints_of_redacted_fields() -> None:
+    schema = {"type": "object", "properties": {
+        "token": {"type": "string", "x-busdoc-redacted": 3, "x-busdoc-redacted-format": "fernet",
+                  "x-busdoc-redacted-length": "128-255"},
+        "password": {"type": "string", "x-busdoc-redacted": 1,
+                     "x-busdoc-redacted-length": "8-15"},
+        "opaque": {"type": "string", "x-busdoc-redacted": 1}}}
+    rows = {r.path: r for r in model.schema_rows(schema)}
+    assert rows["token"].format == "redacted (fernet token, 128-255 chars)"
+    assert rows["password"].format == "redacted (8-15 chars)"
+    assert rows["opaque"].format == "redacted"
+
+
 def test_send_hint_gives_the_exchange_and_routing_key_as_captured(
     catalog: dict[str, Any]
 ) -> None:

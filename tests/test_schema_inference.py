@@ -205,12 +205,39 @@ def test_json_inside_a_json_string_is_expanded_and_marked_encoded():
     assert s["x-busdoc-content-schema"]["items"]["properties"]["address"]["format"] == "mac"
 
 
-def test_redacted_values_keep_their_original_type_and_length_but_no_example():
-    s = schema_of([Redacted("string", 32), Redacted("string", 40)])
+def test_redacted_values_keep_their_type_format_and_length_classes_but_no_example():
+    s = schema_of([Redacted("string", "fernet", "128-255"), Redacted("string", "fernet", "64-127")])
     assert s["type"] == "string"
-    assert (s["x-busdoc-min-length"], s["x-busdoc-max-length"]) == (32, 40)
+    assert s["x-busdoc-redacted-format"] == "fernet"
+    assert s["x-busdoc-redacted-length"] == "64-255"
+    assert "x-busdoc-min-length" not in s and "format" not in s
     assert s["x-busdoc-redacted"] == 2
     assert "x-busdoc-examples" not in s and "enum" not in s
+
+
+def test_redacted_strings_with_different_formats_name_none():
+    s = schema_of([Redacted("string", "fernet", "128-255"), Redacted("string", "jwt", "256+"),
+                   Redacted("string", None, "8-15")])
+    assert "x-busdoc-redacted-format" not in s
+    assert s["x-busdoc-redacted-length"] == "8+"
+
+
+def test_redacted_containers_give_their_item_count_classes():
+    s = schema_of([Redacted("array", None, "1-7"), Redacted("object", None, "0")])
+    obj, array = s["anyOf"]
+    assert array["x-busdoc-redacted-items"] == "1-7"
+    assert obj["x-busdoc-redacted-properties"] == "0"
+
+
+def test_redacted_shape_hints_merge_and_survive_the_state():
+    a = infer([{"t": Redacted("string", "uuid", "32-63")}])
+    b = infer([{"t": Redacted("string", "uuid", "16-31")}, {"t": Redacted("string", "uuid", "0")}])
+    merged = merge(a, b)
+    assert merged.to_json_schema() == infer(
+        [{"t": Redacted("string", "uuid", c)} for c in ("32-63", "16-31", "0")]
+    ).to_json_schema()
+    t = FieldSchema.from_state(merged.to_state()).to_json_schema()["properties"]["t"]
+    assert (t["x-busdoc-redacted-format"], t["x-busdoc-redacted-length"]) == ("uuid", "0-63")
 
 
 def test_examples_are_few_and_long_strings_are_cut():
@@ -256,7 +283,7 @@ def test_merge_leaves_its_inputs_alone():
 
 def test_state_round_trip_keeps_everything():
     node = infer([{"a": [1, {"b": "2026-11-24"}], "m": {UUIDS[0]: 1}, "e": '{"k": 1}',
-                   "r": Redacted("integer", None), "big": 2**70}])
+                   "r": Redacted("integer"), "t": Redacted("string", "jwt", "256+"), "big": 2**70}])
     again = FieldSchema.from_state(node.to_state())
     assert again.to_json_schema() == node.to_json_schema()
 

@@ -17,11 +17,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from busdoc.reports import FORMATS
 from busdoc.storage import open_store
 from busdoc.storage.ingest import import_captures
 from busdoc.storage.redact import DEFAULT_RULES, Redactor
+from busdoc.storage.schema import messages
 
 CAPTURES = Path(__file__).parent / "captures"
 OSLO = CAPTURES / "oslo_rpc.pcap"
@@ -120,15 +122,72 @@ def test_every_report_format_holds_no_secret(redacted_store: Path, fmt: str) -> 
     assert secrets_in(data + result.stdout + result.stderr) == []
 
 
-def test_markdown_marks_redacted_fields_with_type_and_length(redacted_store: Path) -> None:
+def test_markdown_marks_redacted_fields_with_type_format_and_length_class(
+    redacted_store: Path,
+) -> None:
     result = busdoc("infer", "--db", "s.db", "--format", "markdown", cwd=redacted_store)
     text = result.stdout.decode()
-    rows = [line for line in text.splitlines()
-            if line.startswith("| `admin_password`") or line.startswith("| `transport_url`")
-            or line.startswith("| `auth_token`")]
-    assert len(rows) >= 3
-    for row in rows:
-        assert "| string |" in row and "redacted in capture" in row and "chars" in row
+    rows = {line.split("`")[1]: line for line in text.splitlines()
+            if line.startswith(("| `admin_password`", "| `transport_url`", "| `auth_token`"))}
+    assert "redacted (secret): 16-31 chars" in rows["admin_password"]
+    assert "redacted (secret): URL, 32-63 chars" in rows["transport_url"]
+    assert "redacted (secret): fernet token, 64-127 chars" in rows["auth_token"]
+    for row in rows.values():
+        assert "| string |" in row
+
+
+def test_store_keeps_the_shape_of_each_secret_not_its_length(redacted_store: Path) -> None:
+    store = open_store(str(redacted_store / "s.db"), create=False)
+    try:
+        shapes = {(r.path.rsplit("/", 1)[-1], r.json_type, r.format, r.length_class)
+                  for m in store.iter_messages() for r in m.redactions}
+        with store.engine.connect() as conn:
+            raw = conn.execute(select(messages.c.redactions)
+                               .where(messages.c.redactions.is_not(None))).scalars().all()
+    finally:
+        store.close()
+    # The token is a Keystone fernet token (100 characters in this capture), the
+    # password has no format, the transport URL is one.
+    assert shapes == {
+        ("_context_auth_token", "string", "fernet", "64-127"),
+        ("admin_password", "string", None, "16-31"),
+        ("transport_url", "string", "url", "32-63"),
+    }
+    rows = [row for column in raw for row in json.loads(column)]
+    # 24 request contexts, 4 + 3 admin passwords, 2 transport URLs.
+    assert len(rows) == 33 and all(len(row) == 4 for row in rows)
+    # No number at all in the column: nothing that could be a length.
+    assert not [v for row in rows for v in row if isinstance(v, int)]
+
+
+def test_export_shows_shape_hints_and_no_length(redacted_store: Path) -> None:
+    result = busdoc("export", "--db", "s.db", cwd=redacted_store)
+    entries = [r for line in result.stdout.splitlines() for r in json.loads(line)["redacted"]]
+    assert entries
+    assert {tuple(sorted(r)) for r in entries} == {("format", "length_class", "path", "type")}
+    assert {r["format"] for r in entries} == {"fernet", None, "url"}
+
+
+def test_catalog_has_no_exact_length_for_a_redacted_field(redacted_store: Path) -> None:
+    result = busdoc("infer", "--db", "s.db", "--format", "json", cwd=redacted_store)
+    redacted: list[dict] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("x-busdoc-redacted"):
+                redacted.append(node)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(json.loads(result.stdout))
+    assert len(redacted) >= 4
+    for node in redacted:
+        assert "x-busdoc-min-length" not in node and "x-busdoc-max-length" not in node
+        assert node["x-busdoc-redacted-length"] in ("16-31", "32-63", "64-127")
+
 
 
 def test_json_catalog_counts_redactions(redacted_store: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+from sqlalchemy import select
 
 from busdoc.errors import StoreError
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
@@ -251,7 +252,9 @@ def test_redaction_is_stored_with_the_message(store: Store) -> None:
     write(store, [ob(body=b'{"password": "hunter2"}')])
     (m,) = store.iter_messages()
     assert orjson.loads(m.body) == {"password": "<redacted>"}
-    assert [(r.path, r.json_type, r.length) for r in m.redactions] == [("/password", "string", 7)]
+    assert [(r.path, r.json_type, r.format, r.length_class) for r in m.redactions] == [
+        ("/password", "string", None, "1-7")
+    ]
     assert store.stats()["redacted_messages"] == 1
 
 
@@ -399,6 +402,45 @@ def test_older_schema_is_migrated_step_by_step_keeping_data(
     finally:
         with s.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE extra_v2")
+        s.close()
+
+
+def test_version_1_store_keeps_only_length_classes_after_migration(target: str) -> None:
+    # A version-1 store: the same tables, redactions as [path, type, exact length].
+    s = open_store(target)
+    write(s, [ob(body=b'{"password": "Tr0ub4dor&3-busdoc-admin", "n": 1}'), ob(body=b"{}")])
+    with s.engine.begin() as conn:
+        conn.execute(
+            schema_module.messages.update()
+            .where(schema_module.messages.c.redactions.is_not(None))
+            .values(redactions=orjson.dumps([["/password", "string", 24]]))
+        )
+        schema_module.write_version(conn, 1)
+    s.put_state("catalog.state", b"bounds learnt from exact lengths")
+    s.put_state("catalog.last_message_id", b"2")
+    s.put_state("doctor.checked", b"1")
+    s.close()
+
+    s = open_store(target)
+    try:
+        assert s.schema_version == SCHEMA_VERSION == 2
+        first, second = s.iter_messages()
+        assert [(r.path, r.json_type, r.format, r.length_class) for r in first.redactions] == [
+            ("/password", "string", None, "16-31")
+        ]
+        assert second.redactions == ()
+        with s.engine.connect() as conn:
+            m = schema_module.messages
+            raw = conn.execute(select(m.c.redactions).order_by(m.c.id)).scalars().all()
+        assert [orjson.loads(r) if r else None for r in raw] == [
+            [["/password", "string", None, "16-31"]],
+            None,
+        ]
+        # The inference state learnt exact lengths: gone, rebuilt by the next infer.
+        assert s.get_state("catalog.state") is None
+        assert s.get_state("catalog.last_message_id") is None
+        assert s.get_state("doctor.checked") == b"1"
+    finally:
         s.close()
 
 

@@ -9,7 +9,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from busdoc.storage.codec import decode_table, encode_table
+from busdoc.storage.codec import (
+    decode_redactions,
+    decode_table,
+    encode_redactions,
+    encode_table,
+)
+from busdoc.storage.records import Redaction
 
 scalars = st.one_of(
     st.none(),
@@ -53,3 +59,24 @@ def test_tagged_values_are_readable_json() -> None:
 def test_none_stays_none() -> None:
     assert encode_table(None) is None
     assert decode_table(None) is None
+
+
+def test_redactions_round_trip_with_their_shape_hints() -> None:
+    hints = (
+        Redaction(path="/oslo.message/_context_auth_token", json_type="string",
+                  format="fernet", length_class="128-255"),
+        Redaction(path="/secret", json_type="integer"),
+    )
+    raw = encode_redactions(hints)
+    assert decode_redactions(raw) == hints
+    assert b"fernet" in raw and b"128-255" in raw
+
+
+def test_version_1_redactions_read_back_with_the_length_as_its_class() -> None:
+    old = b'[["/password","string",24],["/pin","integer",null],["/roles","array",3]]'
+    assert decode_redactions(old) == (
+        Redaction(path="/password", json_type="string", length_class="16-31"),
+        Redaction(path="/pin", json_type="integer"),
+        Redaction(path="/roles", json_type="array", length_class="1-7"),
+    )
+    assert decode_redactions(None) == ()

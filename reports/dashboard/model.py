@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from busdoc.reports.generator import redaction_hint
+
 if TYPE_CHECKING:
     from busdoc.storage.records import StoredMessage
     from busdoc.storage.store import Store
@@ -277,7 +279,8 @@ def _format(node: Mapping[str, Any]) -> str:
         if alt.get("format") and alt["format"] not in parts:
             parts.append(str(alt["format"]))
     if node.get("x-busdoc-redacted"):
-        parts.append("redacted")
+        hint = redaction_hint(node)
+        parts.append(f"redacted ({hint})" if hint else "redacted")
     if node.get("x-busdoc-encoded"):
         parts.append(f"encoded {node['x-busdoc-encoded']}")
     return ", ".join(parts)
