@@ -179,7 +179,6 @@ def import_captures(
         max_flow_buffer=max_flow_buffer,
         max_frame=max_frame,
     )
-    before = store.stats().get("messages", 0)
     summary = ImportSummary(files=[results[p] for p in paths])
     total_bytes = sum(os.path.getsize(p) for _, p in ordered if p != STDIN)
     plan = [(p, None if p == STDIN else content_hash(p)) for _, p in ordered]
@@ -224,6 +223,7 @@ def import_captures(
                     if path == last_needed:
                         for item in decoder.finish():
                             _take(item, writer, result, summary)
+                summary.messages += writer.messages
                 result.truncated = reader.truncated
                 result.bytes = reader.bytes_read
                 store.finish_run(run, stats=_run_stats(result, decoder))
@@ -234,7 +234,6 @@ def import_captures(
     finally:
         if bar:
             bar.close()
-    summary.messages = store.stats().get("messages", 0) - before
     summary.seconds = time.monotonic() - started
     return summary
 

@@ -367,11 +367,16 @@ class Store:
             "get_ok": "get_oks",
             "return": "returns",
         }
-        for kind, n in conn.execute(
-            select(o.c.kind, func.count()).where(where(o)).group_by(o.c.kind)
-        ):
-            counts[names.get(kind, kind)] = n
-            counts["observations"] += n
+        # One pass with a filtered count per kind: a GROUP BY on the unindexed kind
+        # column sorts every row first, and that sorter held ~25 MB at 1M observations.
+        row = conn.execute(
+            select(
+                func.count(), *(func.count().filter(o.c.kind == kind) for kind in names)
+            ).where(where(o))
+        ).one()
+        counts["observations"] = row[0]
+        for name, n in zip(names.values(), row[1:], strict=True):
+            counts[name] = n
         c = schema.connections
         counts["connections"] = conn.execute(
             select(func.count()).select_from(c).where(where(c))
@@ -568,6 +573,8 @@ class Writer:
         self.truncated = 0
         self.redacted = 0
         self.added = 0
+        self.messages = 0
+        """New messages stored (a delivery of a message already stored adds none)."""
         # Encoded properties by (items, value types): oslo sends a handful of distinct
         # property sets across a whole capture.
         self._encoded_props: dict[Any, bytes] = {}
@@ -704,6 +711,7 @@ class Writer:
             if len(body) > self.max_body:
                 stored = body[: self.max_body]
                 truncated = True
+            self.messages += 1
             if truncated:
                 self.truncated += 1
             redactions = None
