@@ -277,6 +277,19 @@ class FieldSchema:
         t = type(v)
         if t is str:
             self.strs += 1
+            values = self.values
+            if values is not None:
+                c = values.get(v)
+                if c is not None:
+                    # Seen at this path before (here or in a merged node), so its
+                    # length, format and layout are already accounted for.
+                    values[v] = c + 1
+                    ex = self.examples
+                    if len(ex) < MAX_EXAMPLES and v not in ex:
+                        ex.append(_example(v))
+                    if len(v) > 1 and (v[0] == "{" or v[0] == "["):
+                        self._add_encoded(v, objects)
+                    return
             n = len(v)
             lo = self.str_min
             if lo is None:
@@ -285,12 +298,8 @@ class FieldSchema:
                 self.str_min = n
             elif n > self.str_max:  # type: ignore[operator]
                 self.str_max = n
-            values = self.values
             if values is not None:
-                c = values.get(v)
-                if c is not None:
-                    values[v] = c + 1
-                elif len(values) < MAX_DISTINCT_VALUES:
+                if len(values) < MAX_DISTINCT_VALUES:
                     values[v] = 1
                 else:
                     self.values = None
@@ -452,6 +461,8 @@ class FieldSchema:
                 mv.add(x, objects)
             return
         if len(props) + n <= MAX_PROPERTIES:  # no new key can overflow the bound
+            # The two commonest cases, a null and a string already seen at this path,
+            # are handled here: the call to ``add`` would cost more than the work.
             get = props.get
             for k, x in v.items():
                 p = get(k)
@@ -462,8 +473,20 @@ class FieldSchema:
                 if x is None:
                     p.seen += 1
                     p.nulls += 1
-                else:
-                    p.add(x, objects)
+                    continue
+                if type(x) is str:
+                    values = p.values
+                    if values is not None:
+                        c = values.get(x)
+                        if c is not None and (len(x) < 2 or (x[0] != "{" and x[0] != "[")):
+                            p.seen += 1
+                            p.strs += 1
+                            values[x] = c + 1
+                            ex = p.examples
+                            if len(ex) < MAX_EXAMPLES and x not in ex:
+                                ex.append(_example(x))
+                            continue
+                p.add(x, objects)
             return
         items = list(v.items())
         for i, (k, x) in enumerate(items):
