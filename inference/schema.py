@@ -56,7 +56,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from busdoc.sniffer.body import json_in_string
 from busdoc.storage.records import class_bounds, class_label
@@ -182,16 +182,63 @@ def is_data_key(key: str) -> bool:
     )
 
 
-def versioned_prefix(d: Mapping[str, Any]) -> str | None:
-    """``"nova"`` for an oslo versioned object primitive (``nova_object.name``…), else None."""
+class ObjectKeys(NamedTuple):
+    """The keys of an oslo versioned object primitive with one prefix (``nova``)."""
+
+    prefix: str
+    name: str
+    namespace: str
+    version: str
+    data: str
+    changes: str
+
+
+_object_keys: dict[str, ObjectKeys] = {}
+"""``nova_object.name`` → the keys of its primitive: a deployment has a handful of
+prefixes, and building (and hashing) the key strings anew for every object cost more
+than reading the object."""
+_prefix_keys: dict[str, ObjectKeys] = {}
+_MAX_OBJECT_PREFIXES = 256
+
+
+def object_keys(name_key: str) -> ObjectKeys:
+    """The keys of the primitive whose name key is ``name_key`` (``nova_object.name``)."""
+    keys = _object_keys.get(name_key)
+    if keys is None:
+        p = name_key[:-4]  # "nova_object."
+        keys = ObjectKeys(p[:-8], name_key, p + "namespace", p + "version", p + "data",
+                          p + "changes")
+        if len(_object_keys) < _MAX_OBJECT_PREFIXES:
+            _object_keys[name_key] = keys
+    return keys
+
+
+def prefix_keys(prefix: str) -> ObjectKeys:
+    """The keys of a primitive with ``prefix`` (``nova`` → ``nova_object.name``…)."""
+    keys = _prefix_keys.get(prefix)
+    if keys is None:
+        keys = object_keys(prefix + "_object.name")
+        if len(_prefix_keys) < _MAX_OBJECT_PREFIXES:
+            _prefix_keys[prefix] = keys
+    return keys
+
+
+def versioned_keys(d: Mapping[str, Any]) -> ObjectKeys | None:
+    """The keys of ``d`` when it is an oslo versioned object primitive, else None."""
     if not 3 <= len(d) <= 5:
         return None
     for k in d:
         if k.endswith("_object.name"):
-            prefix = k[:-12]
-            if prefix + "_object.data" in d and prefix + "_object.version" in d:
-                return prefix
+            keys = object_keys(k)
+            if keys.data in d and keys.version in d:
+                return keys
     return None
+
+
+def versioned_prefix(d: Mapping[str, Any]) -> str | None:
+    """``"nova"`` for an oslo versioned object primitive (``nova_object.name``…), else None."""
+    keys = versioned_keys(d)
+    return None if keys is None else keys.prefix
 
 
 def _safe(v: Any) -> Any:
@@ -321,9 +368,9 @@ class FieldSchema:
                 self.objs += 1
                 return
             # a primitive has name, version, data and usually namespace, changes
-            prefix = versioned_prefix(v) if objects is not None and 3 <= len(v) <= 5 else None
-            if prefix is not None:
-                key = objects.add_object(prefix, v)  # type: ignore[union-attr]
+            keys = versioned_keys(v) if objects is not None and 3 <= len(v) <= 5 else None
+            if keys is not None:
+                key = objects.add_object(keys.prefix, v)  # type: ignore[union-attr]
                 self.refs[key] = self.refs.get(key, 0) + 1
             else:
                 self._add_obj(v, objects)
