@@ -66,17 +66,26 @@ class _Seen:
     def see(self, message: StoredMessage) -> None:
         self.count += 1
         t = message.first_seen
-        if self.first is None or t < self.first:
+        first = self.first
+        if first is None or t < first:
             self.first = t
-        if self.last is None or t > self.last:
+        last = self.last
+        if last is None or t > last:
             self.last = t
-        for o in message.observations:
+        for o in message.observations:  # _names() inline: once per message and entry
             name = o.connection_name or o.connection
-            if o.kind == "publish":
-                _names(self.senders, name)
-            elif o.kind in ("deliver", "get_ok"):
-                _names(self.receivers, name)
-                _names(self.queues, o.queue)
+            kind = o.kind
+            if kind == "publish":
+                names = self.senders
+                if name is not None and len(names) < MAX_NAMES:
+                    names.add(name)
+            elif kind == "deliver" or kind == "get_ok":
+                names = self.receivers
+                if name is not None and len(names) < MAX_NAMES:
+                    names.add(name)
+                names = self.queues
+                if o.queue is not None and len(names) < MAX_NAMES:
+                    names.add(o.queue)
 
     def merge_in(self, other: _Seen) -> None:
         self.count += other.count

@@ -298,24 +298,27 @@ def classify(message: StoredMessage, decoded: Decoded) -> Classified:
     body = decoded.value
     exchange = message.exchange
     rk = message.routing_key
-    headers = message.headers or {}
     if type(body) is dict:
-        if "method" in body and type(body.get("method")) is str and (
-            "args" in body or decoded.enveloped
-        ):
+        method = body.get("method")
+        if type(method) is str and ("args" in body or decoded.enveloped):
             if exchange.endswith("_fanout"):
                 kind: Kind = "fanout"
                 topic, server = exchange[:-7], None
                 ex: str | None = None
             else:
                 kind = "call" if "_msg_id" in body else "cast"
-                topic, server = split_topic(rk)
+                topic, dot, server_ = rk.partition(".")  # split_topic, inline
+                server = server_ if dot else None
                 ex = exchange
+            namespace = body.get("namespace")
+            version = body.get("version")
+            msg_id = body.get("_msg_id")
             return Classified(
-                kind, body, exchange=ex, topic=topic, server=server, method=body["method"],
-                namespace=_str_or_none(body.get("namespace")),
-                version=_str_or_none(body.get("version")),
-                msg_id=_str_or_none(body.get("_msg_id")), context=split_context(body),
+                kind, body, ex, topic, server, method,
+                namespace if namespace is None or type(namespace) is str else str(namespace),
+                version if version is None or type(version) is str else str(version),
+                msg_id if msg_id is None or type(msg_id) is str else str(msg_id),
+                context=split_context(body),
             )
         if "_msg_id" in body and ("result" in body or "failure" in body or "ending" in body):
             return Classified("reply", body, exchange=exchange, msg_id=str(body["_msg_id"]))
@@ -334,7 +337,7 @@ def classify(message: StoredMessage, decoded: Decoded) -> Classified:
             )
         if "task" in body and "id" in body and type(body.get("task")) is str:
             return Classified("celery", body, identity={"task": body["task"]})
-    task = headers.get("task")
+    task = (message.headers or {}).get("task")
     if isinstance(task, str | bytes):
         name = task.decode("utf-8", "replace") if isinstance(task, bytes) else task
         return Classified("celery", None if body is OPAQUE else body, identity={"task": name})
