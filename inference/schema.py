@@ -368,12 +368,53 @@ class FieldSchema:
                 self.objs += 1
                 return
             # a primitive has name, version, data and usually namespace, changes
-            keys = versioned_keys(v) if objects is not None and 3 <= len(v) <= 5 else None
-            if keys is not None:
-                key = objects.add_object(keys.prefix, v)  # type: ignore[union-attr]
-                self.refs[key] = self.refs.get(key, 0) + 1
-            else:
+            n = len(v)
+            if objects is not None and 3 <= n <= 5:
+                keys = versioned_keys(v)
+                if keys is not None:
+                    key = objects.add_object(keys.prefix, v)
+                    self.refs[key] = self.refs.get(key, 0) + 1
+                    return
+            props = self.props
+            if props is None or len(props) + n > MAX_PROPERTIES:
                 self._add_obj(v, objects)
+                return
+            # A record whose keys cannot overflow the bound (the usual case) is walked
+            # here rather than in ``_add_obj``: one call less per object. Nulls and
+            # strings already seen at a path change only counters, so they are counted
+            # here too: the call to ``add`` would cost more than the work.
+            self.objs += 1
+            lo = self.obj_min
+            if lo is None:
+                self.obj_min = self.obj_max = n
+            elif n < lo:
+                self.obj_min = n
+            elif n > self.obj_max:  # type: ignore[operator]
+                self.obj_max = n
+            get = props.get
+            for k, x in v.items():
+                p = get(k)
+                if p is None:
+                    p = props[k] = FieldSchema(self.depth + 1)
+                    if is_data_key(k):
+                        self.data_keys += 1
+                if x is None:
+                    p.seen += 1
+                    p.nulls += 1
+                    continue
+                if type(x) is str:
+                    values = p.values
+                    if values is not None:
+                        c = values.get(x)
+                        if c is not None and (len(x) < 2 or (x[0] != "{" and x[0] != "[")):
+                            p.seen += 1
+                            p.strs += 1
+                            values[x] = c + 1
+                            ex = p.examples
+                            if len(ex) < MAX_EXAMPLES and x not in ex:
+                                ex.append(_example(x))
+                            continue
+                p.add(x, objects)
         elif t is int or t is float:
             if t is int:
                 self.ints += 1
@@ -493,6 +534,8 @@ class FieldSchema:
         self.red_len[json_type] = (low, high)
 
     def _add_obj(self, v: dict[str, Any], objects: ObjectSink | None) -> None:
+        """An object as a map, or one that may bring more keys than ``MAX_PROPERTIES``
+        (``add`` walks the others itself)."""
         self.objs += 1
         n = len(v)
         if self.obj_min is None or n < self.obj_min:
@@ -506,34 +549,6 @@ class FieldSchema:
             for k, x in v.items():
                 self._note_map_key(k)
                 mv.add(x, objects)
-            return
-        if len(props) + n <= MAX_PROPERTIES:  # no new key can overflow the bound
-            # The two commonest cases, a null and a string already seen at this path,
-            # are handled here: the call to ``add`` would cost more than the work.
-            get = props.get
-            for k, x in v.items():
-                p = get(k)
-                if p is None:
-                    p = props[k] = FieldSchema(self.depth + 1)
-                    if is_data_key(k):
-                        self.data_keys += 1
-                if x is None:
-                    p.seen += 1
-                    p.nulls += 1
-                    continue
-                if type(x) is str:
-                    values = p.values
-                    if values is not None:
-                        c = values.get(x)
-                        if c is not None and (len(x) < 2 or (x[0] != "{" and x[0] != "[")):
-                            p.seen += 1
-                            p.strs += 1
-                            values[x] = c + 1
-                            ex = p.examples
-                            if len(ex) < MAX_EXAMPLES and x not in ex:
-                                ex.append(_example(x))
-                            continue
-                p.add(x, objects)
             return
         items = list(v.items())
         for i, (k, x) in enumerate(items):
