@@ -144,15 +144,16 @@ def datetime_layout(s: str) -> str | None:
     return layout
 
 
-_CHECKS: dict[str, Callable[[str], bool]] = {
-    "uuid": lambda s: _UUID.fullmatch(s) is not None,
-    "date-time": lambda s: _DATETIME.fullmatch(s) is not None,
-    "date": lambda s: _DATE.fullmatch(s) is not None,
-    "ipv4": lambda s: _IPV4.fullmatch(s) is not None,
-    "mac": lambda s: _MAC.fullmatch(s) is not None,
+_CHECKS: dict[str, Callable[[str], Any]] = {
+    # each returns something true (a match) when the string has the format
+    "uuid": _UUID.fullmatch,
+    "date-time": _DATETIME.fullmatch,
+    "date": _DATE.fullmatch,
+    "ipv4": _IPV4.fullmatch,
+    "mac": _MAC.fullmatch,
     "ipv6": _is_ipv6,
-    "email": lambda s: _EMAIL.fullmatch(s) is not None,
-    "uri": lambda s: _URI.fullmatch(s) is not None,
+    "email": _EMAIL.fullmatch,
+    "uri": _URI.fullmatch,
 }
 
 
@@ -355,7 +356,10 @@ class FieldSchema:
                 ex.append(_example(v))
             fmt = self.fmt
             if fmt:
-                self._check_format(v, fmt)
+                if fmt == "date-time":
+                    self._check_layout(v)
+                elif not _CHECKS[fmt](v):
+                    self.fmt = ""
             elif fmt is None:
                 fmt = self.fmt = detect_format(v)
                 if fmt == "date-time":
@@ -463,15 +467,12 @@ class FieldSchema:
             else:
                 self.add(str(v), objects)
 
-    def _check_format(self, v: str, fmt: str) -> None:
-        if fmt == "date-time":
-            layout = datetime_layout(v)
-            if layout is None:
-                self.fmt = ""
-            elif layout not in self.layouts and len(self.layouts) < MAX_LAYOUTS:
-                self.layouts.add(layout)
-        elif not _CHECKS[fmt](v):
+    def _check_layout(self, v: str) -> None:
+        layout = datetime_layout(v)
+        if layout is None:
             self.fmt = ""
+        elif layout not in self.layouts and len(self.layouts) < MAX_LAYOUTS:
+            self.layouts.add(layout)
 
     def _add_encoded(self, v: str, objects: ObjectSink | None) -> None:
         """JSON inside a JSON string (oslo failures, nova ``network_info``).
