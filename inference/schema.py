@@ -144,6 +144,34 @@ def datetime_layout(s: str) -> str | None:
     return layout
 
 
+_LAYOUT = re.compile(r"YYYY-MM-DD[T ]HH:MM:SS(?:\.f{1,9})?(?:Z|z|\+HH:?MM)?")
+_LAYOUT_PARTS = {"YYYY": r"\d{4}", "MM": r"\d{2}", "DD": r"\d{2}", "HH": r"\d{2}",
+                 "SS": r"\d{2}", "+": "[+-]"}
+_layout_matchers: dict[str, Callable[[str], Any] | None] = {}
+
+
+def layout_matcher(layout: str) -> Callable[[str], Any] | None:
+    """A test for "``s`` is a timestamp of exactly this layout" (a match or None), or None
+    when ``layout`` is not one ``datetime_layout`` makes (a damaged state).
+
+    Checking a timestamp against the layout already seen at a path is one regex match,
+    where ``datetime_layout`` also takes the groups apart and builds a string.
+    """
+    if layout in _layout_matchers:
+        return _layout_matchers[layout]
+    matcher = None
+    if _LAYOUT.fullmatch(layout):
+        parts = re.findall(r"YYYY|MM|DD|HH|SS|f+|.", layout)
+        pattern = "".join(
+            _LAYOUT_PARTS.get(t) or (rf"\d{{{len(t)}}}" if t[0] == "f" else re.escape(t))
+            for t in parts
+        )
+        matcher = re.compile(pattern).fullmatch
+    if len(_layout_matchers) < 1024:
+        _layout_matchers[layout] = matcher
+    return matcher
+
+
 _CHECKS: dict[str, Callable[[str], Any]] = {
     # each returns something true (a match) when the string has the format
     "uuid": _UUID.fullmatch,
@@ -333,7 +361,7 @@ class FieldSchema:
                     # length, format and layout are already accounted for.
                     values[v] = c + 1
                     ex = self.examples
-                    if len(ex) < MAX_EXAMPLES and v not in ex:
+                    if len(ex) < MAX_EXAMPLES and _example(v) not in ex:
                         ex.append(_example(v))
                     if len(v) > 1 and (v[0] == "{" or v[0] == "["):
                         self._add_encoded(v, objects)
@@ -352,7 +380,7 @@ class FieldSchema:
                 else:
                     self.values = None
             ex = self.examples
-            if len(ex) < MAX_EXAMPLES and v not in ex:
+            if len(ex) < MAX_EXAMPLES and _example(v) not in ex:
                 ex.append(_example(v))
             fmt = self.fmt
             if fmt:
@@ -415,7 +443,7 @@ class FieldSchema:
                             p.strs += 1
                             values[x] = c + 1
                             ex = p.examples
-                            if len(ex) < MAX_EXAMPLES and x not in ex:
+                            if len(ex) < MAX_EXAMPLES and _example(x) not in ex:
                                 ex.append(_example(x))
                             continue
                 p.add(x, objects)
@@ -449,8 +477,23 @@ class FieldSchema:
             items = self.items
             if items is None:
                 items = self.items = FieldSchema(self.depth + 1)
+            values = items.values
             for x in v:
+                # a string already seen in such arrays changes only counters (as in
+                # the object walk above)
+                if type(x) is str and values is not None and (
+                        len(x) < 2 or (x[0] != "{" and x[0] != "[")):
+                    c = values.get(x)
+                    if c is not None:
+                        items.seen += 1
+                        items.strs += 1
+                        values[x] = c + 1
+                        ex = items.examples
+                        if len(ex) < MAX_EXAMPLES and _example(x) not in ex:
+                            ex.append(_example(x))
+                        continue
                 items.add(x, objects)
+                values = items.values
         elif t is bool:
             self.bools += 1
             ex = self.examples
@@ -468,6 +511,10 @@ class FieldSchema:
                 self.add(str(v), objects)
 
     def _check_layout(self, v: str) -> None:
+        for known in self.layouts:  # usually one
+            match = layout_matcher(known)
+            if match is not None and match(v):
+                return
         layout = datetime_layout(v)
         if layout is None:
             self.fmt = ""

@@ -14,6 +14,7 @@ from busdoc.inference.schema import (
     datetime_layout,
     detect_format,
     infer,
+    layout_matcher,
     merge,
     to_document,
 )
@@ -103,6 +104,27 @@ def test_no_format_when_one_value_does_not_match(values):
 def test_datetime_layout_names_separator_fraction_and_zone(value, layout):
     assert datetime_layout(value) == layout
     assert detect_format(value) == "date-time"
+
+
+TIMESTAMPS = [
+    "2026-11-24T20:10:06Z", "2026-11-24T20:10:06z", "2026-11-24 20:10:06.218414",
+    "2026-11-24T20:10:06.2184", "2026-11-24T20:10:06.000000+00:00", "2026-11-24 20:10:06",
+    "2026-11-24T20:10:06-0500", "2026-11-24T20:10:06.123456789-05:00", "2026-11-24",
+    "2026-11-24T20:10:06.1234567890", "2026-11-24T20:10:06+05", "20:10:06", "active", "",
+]
+
+
+@pytest.mark.parametrize("layout", sorted({datetime_layout(t) for t in TIMESTAMPS} - {None}))
+def test_layout_matcher_accepts_exactly_the_strings_of_its_layout(layout):
+    match = layout_matcher(layout)
+    assert match is not None
+    for t in TIMESTAMPS:
+        assert bool(match(t)) == (datetime_layout(t) == layout), t
+
+
+@pytest.mark.parametrize("layout", ["", "abc", "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS.", ".*"])
+def test_layout_matcher_refuses_what_datetime_layout_never_makes(layout):
+    assert layout_matcher(layout) is None
 
 
 def test_every_datetime_layout_seen_is_listed():
