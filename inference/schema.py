@@ -361,7 +361,7 @@ class FieldSchema:
                     # length, format and layout are already accounted for.
                     values[v] = c + 1
                     ex = self.examples
-                    if len(ex) < MAX_EXAMPLES and _example(v) not in ex:
+                    if len(ex) < MAX_EXAMPLES and v not in ex and _example(v) not in ex:
                         ex.append(_example(v))
                     if len(v) > 1 and (v[0] == "{" or v[0] == "["):
                         self._add_encoded(v, objects)
@@ -380,7 +380,7 @@ class FieldSchema:
                 else:
                     self.values = None
             ex = self.examples
-            if len(ex) < MAX_EXAMPLES and _example(v) not in ex:
+            if len(ex) < MAX_EXAMPLES and v not in ex and _example(v) not in ex:
                 ex.append(_example(v))
             fmt = self.fmt
             if fmt:
@@ -443,7 +443,7 @@ class FieldSchema:
                             p.strs += 1
                             values[x] = c + 1
                             ex = p.examples
-                            if len(ex) < MAX_EXAMPLES and _example(x) not in ex:
+                            if len(ex) < MAX_EXAMPLES and x not in ex and _example(x) not in ex:
                                 ex.append(_example(x))
                             continue
                 p.add(x, objects)
@@ -489,7 +489,7 @@ class FieldSchema:
                         items.strs += 1
                         values[x] = c + 1
                         ex = items.examples
-                        if len(ex) < MAX_EXAMPLES and _example(x) not in ex:
+                        if len(ex) < MAX_EXAMPLES and x not in ex and _example(x) not in ex:
                             ex.append(_example(x))
                         continue
                 items.add(x, objects)
