@@ -22,7 +22,12 @@ What the emitted schema says, and the rule behind each keyword:
   value seen repeatedly" is the Good–Turing argument: with no value seen only once or
   twice, the estimated chance that the next value is a new one is near zero. Identifiers,
   names and free text fail it, however few samples there are; values that look like
-  data (uuids, hex ids, numbers, addresses, host names) never make an enum.
+  data (uuids, hex ids, numbers, addresses, host names) never make an enum. Nor do
+  fields named for hosts, nodes, zones or identifiers (``host``, ``source_compute``,
+  ``availability_zone``, ``*_id``, ``*_name``: ``IDENTIFIER_WORDS``), nor a single value
+  shaped like a host name (``host-a``, ``ctl.example.org``): a capture of one deployment
+  shows the same few hosts over and over, which passes the support test without making
+  the set closed.
 * ``format``: the one format every string at the path matched: ``uuid``, ``date-time``
   (RFC 3339 and the other forms OpenStack sends; the exact layouts seen go in
   ``x-busdoc-layout`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``-style patterns), ``date``,
@@ -111,6 +116,19 @@ _URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+")
 _HOSTLIKE = re.compile(r"(?=.*\d)[A-Za-z0-9]+(?:[.\-][A-Za-z0-9]+)+")
 _DIGITS = re.compile(r"-?\d+")
 _HEXID = re.compile(r"[0-9a-fA-F]{16,}")
+_DNS_NAME = re.compile(r"[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*(?:\.[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*)*")
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+IDENTIFIER_WORDS = frozenset({
+    "host", "hosts", "hostname", "hostnames", "fqdn", "node", "nodes", "nodename",
+    "server", "servers", "compute", "address", "addresses", "addr", "ip", "ips",
+    "url", "uri", "endpoint", "zone", "region", "cell",
+    "id", "ids", "uuid", "uuids", "name", "names",
+})
+"""Last words of field names whose values name things in one deployment (hosts, nodes,
+zones) or identify them: ``host``, ``source_compute``, ``hypervisor_hostname``,
+``availability_zone``, ``publisher_id``, ``display_name``. No enum is inferred for them:
+a capture shows the few hosts of one deployment, always the same ones, so their values
+pass the "each seen repeatedly" test without being a closed set."""
 
 
 def _is_ipv6(s: str) -> bool:
@@ -262,6 +280,19 @@ def versioned_keys(d: Mapping[str, Any]) -> ObjectKeys | None:
             if keys.data in d and keys.version in d:
                 return keys
     return None
+
+
+def is_identifier_name(key: str) -> bool:
+    """Whether a field name says its values name or identify things (``IDENTIFIER_WORDS``):
+    its last word, ``snake_case``, ``kebab-case``, ``dotted`` or ``camelCase``."""
+    words = _NAME_WORDS.findall(key)
+    return bool(words) and words[-1].lower() in IDENTIFIER_WORDS
+
+
+def looks_like_host_name(s: str) -> bool:
+    """Whether ``s`` is shaped like a host name: DNS labels with a hyphen or a dot
+    (``host-a``, ``ctl.example.org``); ``in-use`` is one too, so this alone says little."""
+    return ("-" in s or "." in s) and _DNS_NAME.fullmatch(s) is not None
 
 
 def versioned_prefix(d: Mapping[str, Any]) -> str | None:
@@ -806,8 +837,9 @@ class FieldSchema:
             return mean < MAP_MAX_MEAN_PRESENCE
         return False
 
-    def enum_values(self) -> list[str] | None:
-        """The closed set of strings, when the enum rule holds (module docstring)."""
+    def enum_values(self, name: str | None = None) -> list[str] | None:
+        """The closed set of strings, when the enum rule holds (module docstring);
+        ``name`` is the field's name, when it has one."""
         v = self.values
         if (
             v is None
@@ -819,12 +851,19 @@ class FieldSchema:
             or (self.str_max or 0) > ENUM_MAX_LENGTH
             or min(v.values()) < ENUM_MIN_SUPPORT
             or any(is_data_key(s) or _HEXID.fullmatch(s) for s in v)
+            or (name is not None and is_identifier_name(name))
+            or (len(v) == 1 and looks_like_host_name(next(iter(v))))
         ):
             return None
         return sorted(v)
 
-    def to_json_schema(self, refs: set[str] | None = None) -> dict[str, Any]:
-        """This node as JSON Schema 2020-12; ``$ref`` targets are added to ``refs``."""
+    def to_json_schema(self, refs: set[str] | None = None, name: str | None = None
+                       ) -> dict[str, Any]:
+        """This node as JSON Schema 2020-12; ``$ref`` targets are added to ``refs``.
+
+        ``name`` is the field's name (a property key; items of an array inherit it), which
+        the enum rule reads.
+        """
         if refs is None:
             refs = set()
         branches: list[dict[str, Any]] = []
@@ -837,13 +876,13 @@ class FieldSchema:
                 b["x-busdoc-maximum"] = self.num_max
             branches.append(b)
         if self.strs:
-            branches.append(self._string_schema(refs))
+            branches.append(self._string_schema(refs, name))
         if self.objs:
             branches.append(self._object_schema(refs))
         if self.arrs:
             b = {"type": "array"}
             if self.items is not None and self.items.seen:
-                b["items"] = self.items.to_json_schema(refs)
+                b["items"] = self.items.to_json_schema(refs, name)
             if self.arr_min is not None:
                 b["x-busdoc-min-items"] = self.arr_min
                 b["x-busdoc-max-items"] = self.arr_max
@@ -876,13 +915,13 @@ class FieldSchema:
             out["x-busdoc-too-deep"] = self.deep
         return out
 
-    def _string_schema(self, refs: set[str]) -> dict[str, Any]:
+    def _string_schema(self, refs: set[str], name: str | None) -> dict[str, Any]:
         b: dict[str, Any] = {"type": "string"}
         if self.fmt:
             b["format"] = self.fmt
             if self.fmt == "date-time":
                 b["x-busdoc-layout"] = sorted(self.layouts)
-        enum = self.enum_values()
+        enum = self.enum_values(name)
         if enum is not None:
             b["enum"] = enum
         elif self.values is not None:
@@ -924,7 +963,7 @@ class FieldSchema:
             required = []
             for k in sorted(self.props):
                 p = self.props[k]
-                ps = p.to_json_schema(refs)
+                ps = p.to_json_schema(refs, k)
                 ps["x-busdoc-presence"] = {"seen": p.seen, "of": self.objs}
                 ps["x-busdoc-evidence"] = f"seen in {p.seen} of {self.objs}"
                 props[k] = ps

@@ -14,6 +14,7 @@ from busdoc.inference.schema import (
     datetime_layout,
     detect_format,
     infer,
+    is_identifier_name,
     layout_matcher,
     merge,
     to_document,
@@ -164,6 +165,50 @@ def test_nested_required_counts_against_the_parent_not_the_root():
 )
 def test_enum_rule_needs_few_values_each_seen_repeatedly(values, enum):
     assert schema_of(values).get("enum") == enum
+
+
+@pytest.mark.parametrize(
+    ("values", "enum"),
+    [
+        (["host-a"] * 5, None),  # one value shaped like a host name
+        (["ctl.example.org"] * 5, None),  # an FQDN
+        (["powering-off"] * 5, None),  # one hyphenated value is no evidence either way
+        (["in-use"] * 3 + ["available"] * 3, ["available", "in-use"]),  # a set of them is
+        (["SOFT"] * 3 + ["HARD"] * 3, ["HARD", "SOFT"]),
+    ],
+)
+def test_a_single_host_like_value_makes_no_enum(values, enum):
+    assert schema_of(values).get("enum") == enum
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["host", "hostname", "hypervisor_hostname", "source_compute", "dest_host", "node",
+     "availability_zone", "publisher_id", "display_name", "hostName", "server"],
+)
+def test_fields_named_for_hosts_and_identifiers_make_no_enum(name):
+    records = [{name: "devstack", "vm_state": s} for s in ["active", "stopped"] * 3]
+    props = schema_of(records)["properties"]
+    assert "enum" not in props[name]
+    assert props[name]["x-busdoc-distinct"] == 1
+    assert props["vm_state"]["enum"] == ["active", "stopped"]  # a real enum still is one
+
+
+def test_items_of_an_array_take_the_name_of_their_field():
+    props = schema_of([{"hosts": ["alpha", "beta"], "roles": ["member", "reader"]}] * 3)[
+        "properties"]
+    assert "enum" not in props["hosts"]["items"]
+    assert props["roles"]["items"]["enum"] == ["member", "reader"]
+
+
+@pytest.mark.parametrize(
+    ("name", "identifier"),
+    [("host", True), ("hypervisor_hostname", True), ("instanceUUID", True),
+     ("cell-name", True), ("vm_state", False), ("task_state", False), ("power_state", False),
+     ("status", False), ("reboot_type", False), ("binary", False), ("", False), ("_", False)],
+)
+def test_identifier_names_are_told_by_their_last_word(name, identifier):
+    assert is_identifier_name(name) is identifier
 
 
 def test_nullable_enum_lists_null_so_null_stays_valid():
