@@ -46,7 +46,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/bench_pcap.py
+	$(BIN)/python bench/bench_infer.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) busdoc.db busdoc.db-wal busdoc.db-shm

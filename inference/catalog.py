@@ -31,7 +31,7 @@ from busdoc.inference.classify import (
     decode_body,
     parse_failure,
 )
-from busdoc.inference.schema import FieldSchema, to_document
+from busdoc.inference.schema import FieldSchema, prefix_keys, to_document
 from busdoc.storage.records import StoredMessage
 
 CATALOG_VERSION = 1
@@ -41,6 +41,7 @@ MAX_NAMES = 64
 MAX_FAILURE_KINDS = 64
 _LAT_BASE = 1.02  # histogram bucket ratio: about 1% error on quantiles
 _LOG_BASE = math.log(_LAT_BASE)
+_ABSENT: Any = object()
 _KIND_ORDER = {"rpc": 0, "notification": 1, "object": 2, "other": 3}
 
 
@@ -65,17 +66,26 @@ class _Seen:
     def see(self, message: StoredMessage) -> None:
         self.count += 1
         t = message.first_seen
-        if self.first is None or t < self.first:
+        first = self.first
+        if first is None or t < first:
             self.first = t
-        if self.last is None or t > self.last:
+        last = self.last
+        if last is None or t > last:
             self.last = t
-        for o in message.observations:
+        for o in message.observations:  # _names() inline: once per message and entry
             name = o.connection_name or o.connection
-            if o.kind == "publish":
-                _names(self.senders, name)
-            elif o.kind in ("deliver", "get_ok"):
-                _names(self.receivers, name)
-                _names(self.queues, o.queue)
+            kind = o.kind
+            if kind == "publish":
+                names = self.senders
+                if name is not None and len(names) < MAX_NAMES:
+                    names.add(name)
+            elif kind == "deliver" or kind == "get_ok":
+                names = self.receivers
+                if name is not None and len(names) < MAX_NAMES:
+                    names.add(name)
+                names = self.queues
+                if o.queue is not None and len(names) < MAX_NAMES:
+                    names.add(o.queue)
 
     def merge_in(self, other: _Seen) -> None:
         self.count += other.count
@@ -476,24 +486,29 @@ class Catalog:
 
     def add_object(self, prefix: str, primitive: Mapping[str, Any]) -> str:
         """``ObjectSink``: account for an oslo versioned object; return its ``$defs`` key."""
-        p = prefix + "_object."
-        name = str(primitive.get(p + "name"))
-        version = str(primitive.get(p + "version"))
-        key = f"{name}@{version}"
+        keys = prefix_keys(prefix)
+        name = primitive.get(keys.name)
+        version = primitive.get(keys.version)
+        if type(name) is not str:
+            name = str(name)
+        if type(version) is not str:
+            version = str(version)
+        key = name + "@" + version
         o = self.objects.get(key)
         if o is None:
-            ns = primitive.get(p + "namespace")
+            ns = primitive.get(keys.namespace)
             o = self.objects[key] = _Object(prefix, None if ns is None else str(ns), name, version)
         if self._current is not None:
             o.seen.see(self._current)
         else:
             o.seen.count += 1
-        if p + "namespace" in primitive:
+        if keys.namespace in primitive:
             o.ns_count += 1
-        data = primitive.get(p + "data")
+        data = primitive.get(keys.data)
         o.data.add(data if data is not None else {}, self)
-        if p + "changes" in primitive:
-            o.changes.add(primitive[p + "changes"], self)
+        changes = primitive.get(keys.changes, _ABSENT)
+        if changes is not _ABSENT:
+            o.changes.add(changes, self)
         return key
 
     # .. merging and state ......................................................

@@ -125,6 +125,30 @@ def _json_like(v: Any, depth: int) -> Any:
     return str(v)
 
 
+_PLAIN_ENCODINGS = frozenset({"", "utf-8", "UTF-8", "utf8", "identity", "binary"})
+"""``content_encoding`` values that never mean a compression (``compression_of``)."""
+
+
+_NESTED = (dict, list)
+
+
+def _too_deep(raw: bytes | str) -> bool:
+    """Whether a JSON text orjson parsed is nested past the limit ``body_codec.parse_json``
+    enforces. Counting ``[`` and ``{`` bounds the depth at C speed; only a text with
+    more openers than the limit is parsed again to be measured."""
+    if isinstance(raw, str):
+        openers = raw.count("[") + raw.count("{")
+    else:
+        openers = raw.count(b"[") + raw.count(b"{")
+    if openers <= body_codec.LIMITS.max_depth:
+        return False
+    try:
+        body_codec.parse_json(raw)
+    except InputError:
+        return True
+    return False
+
+
 def decode_body(message: StoredMessage) -> Decoded:
     """Parse a stored body: content encoding, JSON, oslo 2.0 envelope, redaction markers.
 
@@ -137,26 +161,40 @@ def decode_body(message: StoredMessage) -> Decoded:
     content_type = props.get("content_type")
     if content_type and content_type.lower() in _OPAQUE_TYPES:
         return Decoded(OPAQUE, "opaque")
-    try:
-        raw = body_codec.decode_content(message.body, props.get("content_encoding"))
-    except InputError:
-        return Decoded(OPAQUE, "opaque")
+    encoding = props.get("content_encoding")
+    if encoding is None or encoding in _PLAIN_ENCODINGS:
+        raw = message.body
+    else:
+        try:
+            raw = body_codec.decode_content(message.body, encoding)
+        except InputError:
+            return Decoded(OPAQUE, "opaque")
     if not _looks_json(content_type, raw):
         other = _decode_other(content_type, raw)
         if other is None:
             return Decoded(OPAQUE, "opaque")
         return Decoded(other[0], "ok") if other[1] else Decoded(OPAQUE, "undecodable")
     try:
-        value = body_codec.parse_json(raw)
-    except InputError:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         return Decoded(OPAQUE, "undecodable")
     enveloped = False
-    if type(value) is dict and body_codec.is_oslo_envelope(value):
-        try:
-            value = body_codec.unwrap_oslo(value)
-        except InputError:
-            return Decoded(OPAQUE, "undecodable")
-        enveloped = True
+    if type(value) is dict:
+        inner = value.get(body_codec.OSLO_MESSAGE_KEY)
+        if type(inner) is str and body_codec.OSLO_VERSION_KEY in value:
+            # an envelope of two scalars is one level deep: no need to count its openers
+            if not (len(value) == 2 and type(value[body_codec.OSLO_VERSION_KEY]) not in _NESTED
+                    ) and _too_deep(raw):
+                return Decoded(OPAQUE, "undecodable")
+            try:
+                value = orjson.loads(inner)
+            except orjson.JSONDecodeError:
+                return Decoded(OPAQUE, "undecodable")
+            if _too_deep(inner):
+                return Decoded(OPAQUE, "undecodable")
+            enveloped = True
+    if not enveloped and _too_deep(raw):
+        return Decoded(OPAQUE, "undecodable")
     if message.redactions:
         value = apply_redactions(value, message.redactions, enveloped)
     return Decoded(value, "ok", enveloped)
@@ -217,9 +255,26 @@ class Classified:
     identity: dict[str, str | None] = field(default_factory=dict)
 
 
+_UNSEEN: Any = object()
+_context_names: dict[str, str | None] = {}
+"""Body key → context name (None for other keys). Bodies of one deployment use a few
+dozen keys, so a lookup replaces a prefix test and a slice per key; bounded."""
+_MAX_CONTEXT_NAMES = 4096
+
+
 def split_context(body: dict[str, Any]) -> dict[str, Any]:
     """The flattened oslo request context, ``_context_`` prefix stripped."""
-    return {k[9:]: v for k, v in body.items() if k.startswith(CONTEXT_PREFIX)}
+    names = _context_names
+    out: dict[str, Any] = {}
+    for k, v in body.items():
+        name = names.get(k, _UNSEEN)
+        if name is _UNSEEN:
+            name = k[9:] if k.startswith(CONTEXT_PREFIX) else None
+            if len(names) < _MAX_CONTEXT_NAMES:
+                names[k] = name
+        if name is not None:
+            out[name] = v
+    return out
 
 
 def split_topic(routing_key: str) -> tuple[str, str | None]:
@@ -243,24 +298,27 @@ def classify(message: StoredMessage, decoded: Decoded) -> Classified:
     body = decoded.value
     exchange = message.exchange
     rk = message.routing_key
-    headers = message.headers or {}
     if type(body) is dict:
-        if "method" in body and type(body.get("method")) is str and (
-            "args" in body or decoded.enveloped
-        ):
+        method = body.get("method")
+        if type(method) is str and ("args" in body or decoded.enveloped):
             if exchange.endswith("_fanout"):
                 kind: Kind = "fanout"
                 topic, server = exchange[:-7], None
                 ex: str | None = None
             else:
                 kind = "call" if "_msg_id" in body else "cast"
-                topic, server = split_topic(rk)
+                topic, dot, server_ = rk.partition(".")  # split_topic, inline
+                server = server_ if dot else None
                 ex = exchange
+            namespace = body.get("namespace")
+            version = body.get("version")
+            msg_id = body.get("_msg_id")
             return Classified(
-                kind, body, exchange=ex, topic=topic, server=server, method=body["method"],
-                namespace=_str_or_none(body.get("namespace")),
-                version=_str_or_none(body.get("version")),
-                msg_id=_str_or_none(body.get("_msg_id")), context=split_context(body),
+                kind, body, ex, topic, server, method,
+                namespace if namespace is None or type(namespace) is str else str(namespace),
+                version if version is None or type(version) is str else str(version),
+                msg_id if msg_id is None or type(msg_id) is str else str(msg_id),
+                context=split_context(body),
             )
         if "_msg_id" in body and ("result" in body or "failure" in body or "ending" in body):
             return Classified("reply", body, exchange=exchange, msg_id=str(body["_msg_id"]))
@@ -279,7 +337,7 @@ def classify(message: StoredMessage, decoded: Decoded) -> Classified:
             )
         if "task" in body and "id" in body and type(body.get("task")) is str:
             return Classified("celery", body, identity={"task": body["task"]})
-    task = headers.get("task")
+    task = (message.headers or {}).get("task")
     if isinstance(task, str | bytes):
         name = task.decode("utf-8", "replace") if isinstance(task, bytes) else task
         return Classified("celery", None if body is OPAQUE else body, identity={"task": name})

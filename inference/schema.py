@@ -22,7 +22,12 @@ What the emitted schema says, and the rule behind each keyword:
   value seen repeatedly" is the Good–Turing argument: with no value seen only once or
   twice, the estimated chance that the next value is a new one is near zero. Identifiers,
   names and free text fail it, however few samples there are; values that look like
-  data (uuids, hex ids, numbers, addresses, host names) never make an enum.
+  data (uuids, hex ids, numbers, addresses, host names) never make an enum. Nor do
+  fields named for hosts, nodes, zones or identifiers (``host``, ``source_compute``,
+  ``availability_zone``, ``*_id``, ``*_name``: ``IDENTIFIER_WORDS``), nor a single value
+  shaped like a host name (``host-a``, ``ctl.example.org``): a capture of one deployment
+  shows the same few hosts over and over, which passes the support test without making
+  the set closed.
 * ``format``: the one format every string at the path matched: ``uuid``, ``date-time``
   (RFC 3339 and the other forms OpenStack sends; the exact layouts seen go in
   ``x-busdoc-layout`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``-style patterns), ``date``,
@@ -56,7 +61,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from busdoc.sniffer.body import json_in_string
 from busdoc.storage.records import class_bounds, class_label
@@ -111,6 +116,19 @@ _URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+")
 _HOSTLIKE = re.compile(r"(?=.*\d)[A-Za-z0-9]+(?:[.\-][A-Za-z0-9]+)+")
 _DIGITS = re.compile(r"-?\d+")
 _HEXID = re.compile(r"[0-9a-fA-F]{16,}")
+_DNS_NAME = re.compile(r"[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*(?:\.[A-Za-z0-9]+(?:-+[A-Za-z0-9]+)*)*")
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+IDENTIFIER_WORDS = frozenset({
+    "host", "hosts", "hostname", "hostnames", "fqdn", "node", "nodes", "nodename",
+    "server", "servers", "compute", "address", "addresses", "addr", "ip", "ips",
+    "url", "uri", "endpoint", "zone", "region", "cell",
+    "id", "ids", "uuid", "uuids", "name", "names",
+})
+"""Last words of field names whose values name things in one deployment (hosts, nodes,
+zones) or identify them: ``host``, ``source_compute``, ``hypervisor_hostname``,
+``availability_zone``, ``publisher_id``, ``display_name``. No enum is inferred for them:
+a capture shows the few hosts of one deployment, always the same ones, so their values
+pass the "each seen repeatedly" test without being a closed set."""
 
 
 def _is_ipv6(s: str) -> bool:
@@ -144,15 +162,44 @@ def datetime_layout(s: str) -> str | None:
     return layout
 
 
-_CHECKS: dict[str, Callable[[str], bool]] = {
-    "uuid": lambda s: _UUID.fullmatch(s) is not None,
-    "date-time": lambda s: _DATETIME.fullmatch(s) is not None,
-    "date": lambda s: _DATE.fullmatch(s) is not None,
-    "ipv4": lambda s: _IPV4.fullmatch(s) is not None,
-    "mac": lambda s: _MAC.fullmatch(s) is not None,
+_LAYOUT = re.compile(r"YYYY-MM-DD[T ]HH:MM:SS(?:\.f{1,9})?(?:Z|z|\+HH:?MM)?")
+_LAYOUT_PARTS = {"YYYY": r"\d{4}", "MM": r"\d{2}", "DD": r"\d{2}", "HH": r"\d{2}",
+                 "SS": r"\d{2}", "+": "[+-]"}
+_layout_matchers: dict[str, Callable[[str], Any] | None] = {}
+
+
+def layout_matcher(layout: str) -> Callable[[str], Any] | None:
+    """A test for "``s`` is a timestamp of exactly this layout" (a match or None), or None
+    when ``layout`` is not one ``datetime_layout`` makes (a damaged state).
+
+    Checking a timestamp against the layout already seen at a path is one regex match,
+    where ``datetime_layout`` also takes the groups apart and builds a string.
+    """
+    if layout in _layout_matchers:
+        return _layout_matchers[layout]
+    matcher = None
+    if _LAYOUT.fullmatch(layout):
+        parts = re.findall(r"YYYY|MM|DD|HH|SS|f+|.", layout)
+        pattern = "".join(
+            _LAYOUT_PARTS.get(t) or (rf"\d{{{len(t)}}}" if t[0] == "f" else re.escape(t))
+            for t in parts
+        )
+        matcher = re.compile(pattern).fullmatch
+    if len(_layout_matchers) < 1024:
+        _layout_matchers[layout] = matcher
+    return matcher
+
+
+_CHECKS: dict[str, Callable[[str], Any]] = {
+    # each returns something true (a match) when the string has the format
+    "uuid": _UUID.fullmatch,
+    "date-time": _DATETIME.fullmatch,
+    "date": _DATE.fullmatch,
+    "ipv4": _IPV4.fullmatch,
+    "mac": _MAC.fullmatch,
     "ipv6": _is_ipv6,
-    "email": lambda s: _EMAIL.fullmatch(s) is not None,
-    "uri": lambda s: _URI.fullmatch(s) is not None,
+    "email": _EMAIL.fullmatch,
+    "uri": _URI.fullmatch,
 }
 
 
@@ -182,16 +229,76 @@ def is_data_key(key: str) -> bool:
     )
 
 
-def versioned_prefix(d: Mapping[str, Any]) -> str | None:
-    """``"nova"`` for an oslo versioned object primitive (``nova_object.name``…), else None."""
+class ObjectKeys(NamedTuple):
+    """The keys of an oslo versioned object primitive with one prefix (``nova``)."""
+
+    prefix: str
+    name: str
+    namespace: str
+    version: str
+    data: str
+    changes: str
+
+
+_object_keys: dict[str, ObjectKeys] = {}
+"""``nova_object.name`` → the keys of its primitive: a deployment has a handful of
+prefixes, and building (and hashing) the key strings anew for every object cost more
+than reading the object."""
+_prefix_keys: dict[str, ObjectKeys] = {}
+_MAX_OBJECT_PREFIXES = 256
+
+
+def object_keys(name_key: str) -> ObjectKeys:
+    """The keys of the primitive whose name key is ``name_key`` (``nova_object.name``)."""
+    keys = _object_keys.get(name_key)
+    if keys is None:
+        p = name_key[:-4]  # "nova_object."
+        keys = ObjectKeys(p[:-8], name_key, p + "namespace", p + "version", p + "data",
+                          p + "changes")
+        if len(_object_keys) < _MAX_OBJECT_PREFIXES:
+            _object_keys[name_key] = keys
+    return keys
+
+
+def prefix_keys(prefix: str) -> ObjectKeys:
+    """The keys of a primitive with ``prefix`` (``nova`` → ``nova_object.name``…)."""
+    keys = _prefix_keys.get(prefix)
+    if keys is None:
+        keys = object_keys(prefix + "_object.name")
+        if len(_prefix_keys) < _MAX_OBJECT_PREFIXES:
+            _prefix_keys[prefix] = keys
+    return keys
+
+
+def versioned_keys(d: Mapping[str, Any]) -> ObjectKeys | None:
+    """The keys of ``d`` when it is an oslo versioned object primitive, else None."""
     if not 3 <= len(d) <= 5:
         return None
     for k in d:
         if k.endswith("_object.name"):
-            prefix = k[:-12]
-            if prefix + "_object.data" in d and prefix + "_object.version" in d:
-                return prefix
+            keys = object_keys(k)
+            if keys.data in d and keys.version in d:
+                return keys
     return None
+
+
+def is_identifier_name(key: str) -> bool:
+    """Whether a field name says its values name or identify things (``IDENTIFIER_WORDS``):
+    its last word, ``snake_case``, ``kebab-case``, ``dotted`` or ``camelCase``."""
+    words = _NAME_WORDS.findall(key)
+    return bool(words) and words[-1].lower() in IDENTIFIER_WORDS
+
+
+def looks_like_host_name(s: str) -> bool:
+    """Whether ``s`` is shaped like a host name: DNS labels with a hyphen or a dot
+    (``host-a``, ``ctl.example.org``); ``in-use`` is one too, so this alone says little."""
+    return ("-" in s or "." in s) and _DNS_NAME.fullmatch(s) is not None
+
+
+def versioned_prefix(d: Mapping[str, Any]) -> str | None:
+    """``"nova"`` for an oslo versioned object primitive (``nova_object.name``…), else None."""
+    keys = versioned_keys(d)
+    return None if keys is None else keys.prefix
 
 
 def _safe(v: Any) -> Any:
@@ -277,6 +384,19 @@ class FieldSchema:
         t = type(v)
         if t is str:
             self.strs += 1
+            values = self.values
+            if values is not None:
+                c = values.get(v)
+                if c is not None:
+                    # Seen at this path before (here or in a merged node), so its
+                    # length, format and layout are already accounted for.
+                    values[v] = c + 1
+                    ex = self.examples
+                    if len(ex) < MAX_EXAMPLES and v not in ex and _example(v) not in ex:
+                        ex.append(_example(v))
+                    if len(v) > 1 and (v[0] == "{" or v[0] == "["):
+                        self._add_encoded(v, objects)
+                    return
             n = len(v)
             lo = self.str_min
             if lo is None:
@@ -285,21 +405,20 @@ class FieldSchema:
                 self.str_min = n
             elif n > self.str_max:  # type: ignore[operator]
                 self.str_max = n
-            values = self.values
             if values is not None:
-                c = values.get(v)
-                if c is not None:
-                    values[v] = c + 1
-                elif len(values) < MAX_DISTINCT_VALUES:
+                if len(values) < MAX_DISTINCT_VALUES:
                     values[v] = 1
                 else:
                     self.values = None
             ex = self.examples
-            if len(ex) < MAX_EXAMPLES and v not in ex:
+            if len(ex) < MAX_EXAMPLES and v not in ex and _example(v) not in ex:
                 ex.append(_example(v))
             fmt = self.fmt
             if fmt:
-                self._check_format(v, fmt)
+                if fmt == "date-time":
+                    self._check_layout(v)
+                elif not _CHECKS[fmt](v):
+                    self.fmt = ""
             elif fmt is None:
                 fmt = self.fmt = detect_format(v)
                 if fmt == "date-time":
@@ -312,12 +431,53 @@ class FieldSchema:
                 self.objs += 1
                 return
             # a primitive has name, version, data and usually namespace, changes
-            prefix = versioned_prefix(v) if objects is not None and 3 <= len(v) <= 5 else None
-            if prefix is not None:
-                key = objects.add_object(prefix, v)  # type: ignore[union-attr]
-                self.refs[key] = self.refs.get(key, 0) + 1
-            else:
+            n = len(v)
+            if objects is not None and 3 <= n <= 5:
+                keys = versioned_keys(v)
+                if keys is not None:
+                    key = objects.add_object(keys.prefix, v)
+                    self.refs[key] = self.refs.get(key, 0) + 1
+                    return
+            props = self.props
+            if props is None or len(props) + n > MAX_PROPERTIES:
                 self._add_obj(v, objects)
+                return
+            # A record whose keys cannot overflow the bound (the usual case) is walked
+            # here rather than in ``_add_obj``: one call less per object. Nulls and
+            # strings already seen at a path change only counters, so they are counted
+            # here too: the call to ``add`` would cost more than the work.
+            self.objs += 1
+            lo = self.obj_min
+            if lo is None:
+                self.obj_min = self.obj_max = n
+            elif n < lo:
+                self.obj_min = n
+            elif n > self.obj_max:  # type: ignore[operator]
+                self.obj_max = n
+            get = props.get
+            for k, x in v.items():
+                p = get(k)
+                if p is None:
+                    p = props[k] = FieldSchema(self.depth + 1)
+                    if is_data_key(k):
+                        self.data_keys += 1
+                if x is None:
+                    p.seen += 1
+                    p.nulls += 1
+                    continue
+                if type(x) is str:
+                    values = p.values
+                    if values is not None:
+                        c = values.get(x)
+                        if c is not None and (len(x) < 2 or (x[0] != "{" and x[0] != "[")):
+                            p.seen += 1
+                            p.strs += 1
+                            values[x] = c + 1
+                            ex = p.examples
+                            if len(ex) < MAX_EXAMPLES and x not in ex and _example(x) not in ex:
+                                ex.append(_example(x))
+                            continue
+                p.add(x, objects)
         elif t is int or t is float:
             if t is int:
                 self.ints += 1
@@ -348,8 +508,23 @@ class FieldSchema:
             items = self.items
             if items is None:
                 items = self.items = FieldSchema(self.depth + 1)
+            values = items.values
             for x in v:
+                # a string already seen in such arrays changes only counters (as in
+                # the object walk above)
+                if type(x) is str and values is not None and (
+                        len(x) < 2 or (x[0] != "{" and x[0] != "[")):
+                    c = values.get(x)
+                    if c is not None:
+                        items.seen += 1
+                        items.strs += 1
+                        values[x] = c + 1
+                        ex = items.examples
+                        if len(ex) < MAX_EXAMPLES and x not in ex and _example(x) not in ex:
+                            ex.append(_example(x))
+                        continue
                 items.add(x, objects)
+                values = items.values
         elif t is bool:
             self.bools += 1
             ex = self.examples
@@ -366,15 +541,16 @@ class FieldSchema:
             else:
                 self.add(str(v), objects)
 
-    def _check_format(self, v: str, fmt: str) -> None:
-        if fmt == "date-time":
-            layout = datetime_layout(v)
-            if layout is None:
-                self.fmt = ""
-            elif layout not in self.layouts and len(self.layouts) < MAX_LAYOUTS:
-                self.layouts.add(layout)
-        elif not _CHECKS[fmt](v):
+    def _check_layout(self, v: str) -> None:
+        for known in self.layouts:  # usually one
+            match = layout_matcher(known)
+            if match is not None and match(v):
+                return
+        layout = datetime_layout(v)
+        if layout is None:
             self.fmt = ""
+        elif layout not in self.layouts and len(self.layouts) < MAX_LAYOUTS:
+            self.layouts.add(layout)
 
     def _add_encoded(self, v: str, objects: ObjectSink | None) -> None:
         """JSON inside a JSON string (oslo failures, nova ``network_info``).
@@ -437,6 +613,8 @@ class FieldSchema:
         self.red_len[json_type] = (low, high)
 
     def _add_obj(self, v: dict[str, Any], objects: ObjectSink | None) -> None:
+        """An object as a map, or one that may bring more keys than ``MAX_PROPERTIES``
+        (``add`` walks the others itself)."""
         self.objs += 1
         n = len(v)
         if self.obj_min is None or n < self.obj_min:
@@ -450,20 +628,6 @@ class FieldSchema:
             for k, x in v.items():
                 self._note_map_key(k)
                 mv.add(x, objects)
-            return
-        if len(props) + n <= MAX_PROPERTIES:  # no new key can overflow the bound
-            get = props.get
-            for k, x in v.items():
-                p = get(k)
-                if p is None:
-                    p = props[k] = FieldSchema(self.depth + 1)
-                    if is_data_key(k):
-                        self.data_keys += 1
-                if x is None:
-                    p.seen += 1
-                    p.nulls += 1
-                else:
-                    p.add(x, objects)
             return
         items = list(v.items())
         for i, (k, x) in enumerate(items):
@@ -673,8 +837,9 @@ class FieldSchema:
             return mean < MAP_MAX_MEAN_PRESENCE
         return False
 
-    def enum_values(self) -> list[str] | None:
-        """The closed set of strings, when the enum rule holds (module docstring)."""
+    def enum_values(self, name: str | None = None) -> list[str] | None:
+        """The closed set of strings, when the enum rule holds (module docstring);
+        ``name`` is the field's name, when it has one."""
         v = self.values
         if (
             v is None
@@ -686,12 +851,19 @@ class FieldSchema:
             or (self.str_max or 0) > ENUM_MAX_LENGTH
             or min(v.values()) < ENUM_MIN_SUPPORT
             or any(is_data_key(s) or _HEXID.fullmatch(s) for s in v)
+            or (name is not None and is_identifier_name(name))
+            or (len(v) == 1 and looks_like_host_name(next(iter(v))))
         ):
             return None
         return sorted(v)
 
-    def to_json_schema(self, refs: set[str] | None = None) -> dict[str, Any]:
-        """This node as JSON Schema 2020-12; ``$ref`` targets are added to ``refs``."""
+    def to_json_schema(self, refs: set[str] | None = None, name: str | None = None
+                       ) -> dict[str, Any]:
+        """This node as JSON Schema 2020-12; ``$ref`` targets are added to ``refs``.
+
+        ``name`` is the field's name (a property key; items of an array inherit it), which
+        the enum rule reads.
+        """
         if refs is None:
             refs = set()
         branches: list[dict[str, Any]] = []
@@ -704,13 +876,13 @@ class FieldSchema:
                 b["x-busdoc-maximum"] = self.num_max
             branches.append(b)
         if self.strs:
-            branches.append(self._string_schema(refs))
+            branches.append(self._string_schema(refs, name))
         if self.objs:
             branches.append(self._object_schema(refs))
         if self.arrs:
             b = {"type": "array"}
             if self.items is not None and self.items.seen:
-                b["items"] = self.items.to_json_schema(refs)
+                b["items"] = self.items.to_json_schema(refs, name)
             if self.arr_min is not None:
                 b["x-busdoc-min-items"] = self.arr_min
                 b["x-busdoc-max-items"] = self.arr_max
@@ -743,13 +915,13 @@ class FieldSchema:
             out["x-busdoc-too-deep"] = self.deep
         return out
 
-    def _string_schema(self, refs: set[str]) -> dict[str, Any]:
+    def _string_schema(self, refs: set[str], name: str | None) -> dict[str, Any]:
         b: dict[str, Any] = {"type": "string"}
         if self.fmt:
             b["format"] = self.fmt
             if self.fmt == "date-time":
                 b["x-busdoc-layout"] = sorted(self.layouts)
-        enum = self.enum_values()
+        enum = self.enum_values(name)
         if enum is not None:
             b["enum"] = enum
         elif self.values is not None:
@@ -791,7 +963,7 @@ class FieldSchema:
             required = []
             for k in sorted(self.props):
                 p = self.props[k]
-                ps = p.to_json_schema(refs)
+                ps = p.to_json_schema(refs, k)
                 ps["x-busdoc-presence"] = {"seen": p.seen, "of": self.objs}
                 ps["x-busdoc-evidence"] = f"seen in {p.seen} of {self.objs}"
                 props[k] = ps

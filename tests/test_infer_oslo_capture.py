@@ -175,6 +175,18 @@ def test_inferred_catalog_matches_the_declared_service(catalog):
     assert scores["enums"][0] >= 0.8
 
 
+@needs_capture
+def test_the_replying_host_is_not_taken_for_an_enum(catalog):
+    # every build_instance in the capture is answered by host-a: a value seen repeatedly,
+    # but the name of a host in this deployment, not a closed set
+    replies = [e["reply"]["schema"] for e in catalog["entries"]
+               if e["kind"] == "rpc" and e["method"] == "build_instance"]
+    assert replies
+    for schema in replies:
+        host = schema["properties"]["host"]
+        assert "enum" not in host and host["x-busdoc-examples"] == ["host-a"]
+
+
 def test_comparator_scores_a_perfect_match_as_one():
     schema = {"type": "object", "required": ["a"], "properties": {
         "a": {"type": ["string", "null"]},

@@ -14,6 +14,8 @@ from busdoc.inference.schema import (
     datetime_layout,
     detect_format,
     infer,
+    is_identifier_name,
+    layout_matcher,
     merge,
     to_document,
 )
@@ -105,6 +107,27 @@ def test_datetime_layout_names_separator_fraction_and_zone(value, layout):
     assert detect_format(value) == "date-time"
 
 
+TIMESTAMPS = [
+    "2026-11-24T20:10:06Z", "2026-11-24T20:10:06z", "2026-11-24 20:10:06.218414",
+    "2026-11-24T20:10:06.2184", "2026-11-24T20:10:06.000000+00:00", "2026-11-24 20:10:06",
+    "2026-11-24T20:10:06-0500", "2026-11-24T20:10:06.123456789-05:00", "2026-11-24",
+    "2026-11-24T20:10:06.1234567890", "2026-11-24T20:10:06+05", "20:10:06", "active", "",
+]
+
+
+@pytest.mark.parametrize("layout", sorted({datetime_layout(t) for t in TIMESTAMPS} - {None}))
+def test_layout_matcher_accepts_exactly_the_strings_of_its_layout(layout):
+    match = layout_matcher(layout)
+    assert match is not None
+    for t in TIMESTAMPS:
+        assert bool(match(t)) == (datetime_layout(t) == layout), t
+
+
+@pytest.mark.parametrize("layout", ["", "abc", "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SS.", ".*"])
+def test_layout_matcher_refuses_what_datetime_layout_never_makes(layout):
+    assert layout_matcher(layout) is None
+
+
 def test_every_datetime_layout_seen_is_listed():
     s = schema_of(["2026-11-24T20:10:06Z", "2026-11-24 20:10:06.218414", "2026-11-25T01:00:00Z"])
     assert s["x-busdoc-layout"] == ["YYYY-MM-DD HH:MM:SS.ffffff", "YYYY-MM-DDTHH:MM:SSZ"]
@@ -142,6 +165,50 @@ def test_nested_required_counts_against_the_parent_not_the_root():
 )
 def test_enum_rule_needs_few_values_each_seen_repeatedly(values, enum):
     assert schema_of(values).get("enum") == enum
+
+
+@pytest.mark.parametrize(
+    ("values", "enum"),
+    [
+        (["host-a"] * 5, None),  # one value shaped like a host name
+        (["ctl.example.org"] * 5, None),  # an FQDN
+        (["powering-off"] * 5, None),  # one hyphenated value is no evidence either way
+        (["in-use"] * 3 + ["available"] * 3, ["available", "in-use"]),  # a set of them is
+        (["SOFT"] * 3 + ["HARD"] * 3, ["HARD", "SOFT"]),
+    ],
+)
+def test_a_single_host_like_value_makes_no_enum(values, enum):
+    assert schema_of(values).get("enum") == enum
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["host", "hostname", "hypervisor_hostname", "source_compute", "dest_host", "node",
+     "availability_zone", "publisher_id", "display_name", "hostName", "server"],
+)
+def test_fields_named_for_hosts_and_identifiers_make_no_enum(name):
+    records = [{name: "devstack", "vm_state": s} for s in ["active", "stopped"] * 3]
+    props = schema_of(records)["properties"]
+    assert "enum" not in props[name]
+    assert props[name]["x-busdoc-distinct"] == 1
+    assert props["vm_state"]["enum"] == ["active", "stopped"]  # a real enum still is one
+
+
+def test_items_of_an_array_take_the_name_of_their_field():
+    props = schema_of([{"hosts": ["alpha", "beta"], "roles": ["member", "reader"]}] * 3)[
+        "properties"]
+    assert "enum" not in props["hosts"]["items"]
+    assert props["roles"]["items"]["enum"] == ["member", "reader"]
+
+
+@pytest.mark.parametrize(
+    ("name", "identifier"),
+    [("host", True), ("hypervisor_hostname", True), ("instanceUUID", True),
+     ("cell-name", True), ("vm_state", False), ("task_state", False), ("power_state", False),
+     ("status", False), ("reboot_type", False), ("binary", False), ("", False), ("_", False)],
+)
+def test_identifier_names_are_told_by_their_last_word(name, identifier):
+    assert is_identifier_name(name) is identifier
 
 
 def test_nullable_enum_lists_null_so_null_stays_valid():

@@ -97,3 +97,33 @@ def test_required_and_nullable_are_recovered_exactly(records):
         assert ("null" in prop.get("type", []) or prop.get("type") == "null") == saw_null
         if saw_int:
             assert "integer" in prop["type"]
+
+
+# A small pool, so values repeat: the accumulator takes shortcuts for a value already
+# seen at a path, and those must hold after a merge and a state round trip too.
+POOL = st.sampled_from([
+    "active", "error", "", "x" * 130, "0b5a3a48-7c43-4a4e-9a48-2f6a5b1a9c11",
+    "6f1d2c3b-4a59-4e8f-8a7b-1c2d3e4f5a6b", "2026-11-24T20:10:06Z",
+    "2026-11-24 20:10:06.218414", "2026-11-25T01:00:00.5+01:00", "10.0.0.1", '{"a": 1}',
+    "[1, 2]", "[", 0, 7, -3, 2.5, True, False, None,
+])
+REPEATING = st.recursive(
+    POOL,
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(FEW_NAMES, inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(REPEATING, max_size=12), st.lists(REPEATING, max_size=12),
+       st.lists(REPEATING, max_size=12))
+def test_adding_after_a_merge_or_a_reload_matches_adding_everything_at_once(a, b, c):
+    whole = infer(a + b + c).to_json_schema()
+    merged = merge(infer(a), infer(b))
+    reloaded = FieldSchema.from_state(infer(a + b).to_state())
+    for value in c:
+        merged.add(value)
+        reloaded.add(value)
+    assert merged.to_json_schema() == whole
+    assert reloaded.to_json_schema() == whole
