@@ -44,6 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from struct import Struct
 from struct import error as StructError
+from types import MappingProxyType
 from typing import Any
 
 import pika.exceptions
@@ -632,8 +633,15 @@ class FrameDecoder:
         else:
             buf = data
         out: list[Any] = []
-        pos = self._run(buf, out)
         n = len(buf)
+        if self._state == _SYNC:
+            # In sync (nearly every segment): straight to the frame loop, one call less.
+            pos, stop = self._decode(buf, 0, n, out)
+            self.frames += stop >> 1
+            if not stop & 1:
+                pos = self._run(buf, pos, out)
+        else:
+            pos = self._run(buf, 0, out)
         self._offset += pos
         self._buffered = n - pos
         if pos < n and self._state != _DEAD:
@@ -644,8 +652,8 @@ class FrameDecoder:
         return out
 
     # The loop below is the hot path: one struct call per frame, no copies but payloads.
-    def _run(self, buf: bytes, out: list[Any]) -> int:
-        pos = 0
+    def _run(self, buf: bytes, pos: int, out: list[Any]) -> int:
+        """Decode from ``pos`` in any state; returns the position reached."""
         n = len(buf)
         if self._state == _START:
             pos = self._start(buf, out)
@@ -895,18 +903,39 @@ _CONTENT_METHODS_SERVER = {
 }
 
 
-@dataclass(slots=True)
 class _Content:
-    """A message being assembled on one channel: method, then header, then bodies."""
+    """A message being assembled on one channel: method, then header, then bodies.
 
-    kind: str
-    arguments: Mapping[str, Any]
-    body_size: int = -1
-    properties: Mapping[str, Any] = field(default_factory=dict)
-    headers: Mapping[str, Any] | None = None
-    parts: list[bytes] = field(default_factory=list)
-    kept: int = 0
-    received: int = 0
+    A plain slotted class rather than a dataclass: one is made per message, and the
+    dataclass ``__init__`` built an empty properties dict and parts list for each, which
+    the content header replaces and a one-frame body never uses.
+    """
+
+    __slots__ = (
+        "kind",
+        "arguments",
+        "body_size",
+        "properties",
+        "headers",
+        "parts",
+        "kept",
+        "received",
+    )
+
+    def __init__(self, kind: str, arguments: Mapping[str, Any]) -> None:
+        self.kind = kind
+        self.arguments = arguments
+        self.body_size = -1
+        """-1 until the content header arrives."""
+        self.properties: Mapping[str, Any] = _NO_PROPERTIES
+        self.headers: Mapping[str, Any] | None = None
+        self.parts: list[bytes] | None = None
+        """Body frames kept so far, when the body comes in several."""
+        self.kept = 0
+        self.received = 0
+
+
+_NO_PROPERTIES: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -1233,12 +1262,15 @@ class AmqpConnection:
         if room > 0:
             if len(payload) > room:
                 payload = payload[:room]
-            content.parts.append(payload)
+            if content.parts is None:
+                content.parts = [payload]
+            else:
+                content.parts.append(payload)
             content.kept += len(payload)
         if received == content.body_size:
             del side.content[channel]
             parts = content.parts
-            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            body = b"" if parts is None else parts[0] if len(parts) == 1 else b"".join(parts)
             records.append(self._observation(channel, content, body, time))
 
     def _observation(
