@@ -25,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from busdoc.sniffer.amqp import DEFAULT_FRAME_LIMIT, AmqpConnection
-from busdoc.sniffer.packet import ACK, UnsupportedLinkType, decode_tcp
+from busdoc.sniffer.packet import ACK, TcpSegment, UnsupportedLinkType, decode_tcp_fields
 from busdoc.sniffer.pcap import PacketRecord
 from busdoc.sniffer.records import Notice, Record
 from busdoc.sniffer.tcp import (
@@ -39,6 +39,8 @@ from busdoc.sniffer.tcp import (
 )
 
 __all__ = ["CaptureDecoder", "CaptureStats", "TLS_PORTS", "connection_key"]
+
+_new = tuple.__new__
 
 TLS_PORTS = frozenset({5671})
 """AMQP over TLS (IANA ``amqps``)."""
@@ -156,21 +158,20 @@ class CaptureDecoder:
 
     def feed(self, rec: PacketRecord) -> list[Record]:
         """One captured packet in; the records it completes out."""
+        time, linktype, data, _ = rec  # unpacking beats three attribute reads
         stats = self._stats
         stats.packets += 1
-        data = rec.data
         stats.bytes += len(data)
-        time = rec.time
         if stats.first_time is None:
             stats.first_time = time
         stats.last_time = time
         try:
-            seg = decode_tcp(rec.linktype, data)
+            fields = decode_tcp_fields(linktype, data)
         except UnsupportedLinkType as exc:
             return self._unsupported(exc)
-        if seg is None:
+        if fields is None:
             return []
-        src, dst, sport, dport, seq, _, flags, payload = seg
+        src, dst, sport, dport, seq, _, flags, payload = fields
         key = (src, sport, dst, dport)
         if payload:
             entry = self._flows.get(key)
@@ -181,6 +182,7 @@ class CaptureDecoder:
                 return [] if amqp is None else amqp.feed_direction(payload, entry[1], time)
         elif self._reassembler.feed_in_order(key, seq, flags, 0):
             return []
+        seg = _new(TcpSegment, fields)
         events = self._reassembler.feed(seg, time)
         if not events:
             return []

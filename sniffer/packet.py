@@ -27,9 +27,11 @@ from busdoc.errors import CaptureFormatError
 
 __all__ = [
     "SUPPORTED_LINKTYPES",
+    "SegmentFields",
     "TcpSegment",
     "UnsupportedLinkType",
     "decode_tcp",
+    "decode_tcp_fields",
     "is_supported_linktype",
 ]
 
@@ -123,6 +125,9 @@ class TcpSegment(NamedTuple):
 
 _new = tuple.__new__
 
+SegmentFields = tuple[str, str, int, int, int, int, int, bytes]
+"""``TcpSegment``'s fields as a plain tuple (``decode_tcp_fields``)."""
+
 
 class UnsupportedLinkType(CaptureFormatError):
     """A capture interface whose link layer busdoc cannot take apart."""
@@ -161,7 +166,7 @@ def _pair6(key: bytes) -> tuple[str, str]:
     return pair
 
 
-def _ipv4(data: bytes, off: int) -> TcpSegment | None:
+def _ipv4(data: bytes, off: int) -> SegmentFields | None:
     """IPv4 (RFC 791): header options by IHL; the total length drops Ethernet padding.
 
     The usual 20-byte header and the fixed TCP fields come out of one ``unpack_from``.
@@ -182,10 +187,10 @@ def _ipv4(data: bytes, off: int) -> TcpSegment | None:
     if doff < off + 40 or doff > end:
         return None
     pair = _pairs4.get(addrs) or _pair4(addrs)
-    return _new(TcpSegment, (pair[0], pair[1], sport, dport, seq, ack, flags, data[doff:end]))
+    return (pair[0], pair[1], sport, dport, seq, ack, flags, data[doff:end])
 
 
-def _ipv4_options(data: bytes, off: int) -> TcpSegment | None:
+def _ipv4_options(data: bytes, off: int) -> SegmentFields | None:
     """IPv4 with header options (IHL > 5): rare, so plain index arithmetic."""
     n = len(data)
     ihl = (data[off] & 0x0F) << 2
@@ -204,10 +209,10 @@ def _ipv4_options(data: bytes, off: int) -> TcpSegment | None:
         return None
     key = data[off + 12 : off + 20]
     pair = _pairs4.get(key) or _pair4(key)
-    return _new(TcpSegment, (pair[0], pair[1], sport, dport, seq, ack, flags, data[t + doff : end]))
+    return (pair[0], pair[1], sport, dport, seq, ack, flags, data[t + doff : end])
 
 
-def _ipv6(data: bytes, off: int) -> TcpSegment | None:
+def _ipv6(data: bytes, off: int) -> SegmentFields | None:
     """IPv6 (RFC 8200): walk extension headers to TCP; skip non-first fragments."""
     n = len(data)
     t = off + 40
@@ -239,10 +244,10 @@ def _ipv6(data: bytes, off: int) -> TcpSegment | None:
     doff = (doff >> 4) << 2
     if doff < 20 or t + doff > end:
         return None
-    return _new(TcpSegment, (pair[0], pair[1], sport, dport, seq, ack, flags, data[t + doff : end]))
+    return (pair[0], pair[1], sport, dport, seq, ack, flags, data[t + doff : end])
 
 
-def _by_version(data: bytes, off: int) -> TcpSegment | None:
+def _by_version(data: bytes, off: int) -> SegmentFields | None:
     if len(data) <= off:
         return None
     version = data[off] >> 4
@@ -259,6 +264,16 @@ def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
     Raises ``UnsupportedLinkType`` for a link type outside ``SUPPORTED_LINKTYPES``; check
     ``is_supported_linktype`` once per interface to avoid it.
     """
+    fields = decode_tcp_fields(linktype, data)
+    return None if fields is None else _new(TcpSegment, fields)
+
+
+def decode_tcp_fields(linktype: int, data: bytes) -> SegmentFields | None:
+    """``decode_tcp`` as a plain tuple of the ``TcpSegment`` fields, in the same order.
+
+    The capture loop's entry: most segments are taken in order straight from these
+    fields, and only the others need the named ``TcpSegment`` built from them.
+    """
     if linktype == LINKTYPE_ETHERNET:
         if data[12:15] == b"\x08\x00\x45" and len(data) >= 54:
             # The common case inlined (Ethernet, IPv4 without options), as in ``_ipv4``.
@@ -273,9 +288,7 @@ def decode_tcp(linktype: int, data: bytes) -> TcpSegment | None:
             if doff < 54 or doff > end:
                 return None
             pair = _pairs4.get(addrs) or _pair4(addrs)
-            return _new(
-                TcpSegment, (pair[0], pair[1], sport, dport, seq, ack, flags, data[doff:end])
-            )
+            return (pair[0], pair[1], sport, dport, seq, ack, flags, data[doff:end])
         if len(data) < 14:
             return None
         etype = (data[12] << 8) | data[13]

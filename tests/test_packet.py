@@ -21,6 +21,7 @@ from busdoc.sniffer.packet import (
     TcpSegment,
     UnsupportedLinkType,
     decode_tcp,
+    decode_tcp_fields,
     is_supported_linktype,
 )
 
@@ -82,6 +83,9 @@ def test_link_types_lead_to_the_same_tcp_segment(
 ) -> None:
     assert is_supported_linktype(linktype)
     assert decode_tcp(linktype, frame) == expected
+    # The capture loop's plain-tuple form carries the same fields in the same order.
+    fields = decode_tcp_fields(linktype, frame)
+    assert type(fields) is tuple and fields == tuple(expected)
 
 
 def test_ethernet_padding_after_a_short_ip_packet_is_not_payload() -> None:
