@@ -339,6 +339,32 @@ def decode_properties(buf: bytes, off: int) -> tuple[dict[str, Any], Mapping[str
 _PLANS: dict[int, tuple[tuple[str, int], ...]] = {}
 """Property flags → the (name, kind) of each property present, in wire order."""
 
+_SEEN_PROPERTIES: dict[bytes, tuple[dict[str, Any], bool]] = {}
+_SEEN_PROPERTIES_MAX = 1024
+_SEEN_PROPERTIES_KEY_MAX = 256
+
+
+def _header_properties(payload: bytes) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+    """``decode_properties`` of a content header payload, remembered by its bytes.
+
+    A client library sends the same few property lists over and over (kombu: content
+    type, encoding, delivery mode, priority and an empty headers table), and a dict
+    lookup plus a copy costs a fraction of decoding them again. Only lists without a
+    non-empty headers table are kept, so a copy of the properties (str, int and bytes
+    values) and a new empty table give every message its own objects, as decoding does.
+    Short lists only, and a bounded number of them: memory stays small on any traffic.
+    """
+    key = payload[12:]
+    seen = _SEEN_PROPERTIES.get(key)
+    if seen is not None:
+        return dict(seen[0]), ({} if seen[1] else None)
+    props, headers = decode_properties(payload, 12)
+    if not headers and len(key) <= _SEEN_PROPERTIES_KEY_MAX:
+        if len(_SEEN_PROPERTIES) >= _SEEN_PROPERTIES_MAX:
+            _SEEN_PROPERTIES.clear()
+        _SEEN_PROPERTIES[key] = (dict(props), headers is not None)
+    return props, headers
+
 
 def _decode_publish(p: bytes) -> dict[str, Any]:
     """Basic.Publish: ticket, exchange, routing-key, mandatory/immediate bits (§1.8.3.7)."""
@@ -735,7 +761,7 @@ class FrameDecoder:
                 elif ftype == FRAME_HEADER:
                     payload = buf[pos + 7 : end]
                     body_size = unpack_body_size(payload, 4)[0]
-                    props, headers = decode_properties(payload, 12)
+                    props, headers = _header_properties(payload)
                     if raw:
                         append((FRAME_HEADER, channel, body_size, props, headers))
                     else:

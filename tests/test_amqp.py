@@ -204,13 +204,26 @@ property_values = st.fixed_dictionaries(
 @given(props=property_values, size=st.integers(0, 2**40))
 def test_hand_content_header_decoder_matches_pika(props, size) -> None:
     wire = header(5, size, **props)
-    (frame,) = FrameDecoder().feed(wire)
+    # The same header twice: decoded, then (without a headers table) remembered.
+    first, again = FrameDecoder().feed(wire + wire)
     _, ref = pika.frame.decode_frame(wire)
-    assert frame.channel == 5
-    assert frame.body_size == ref.body_size == size
     expected = {k: v for k, v in vars(ref.properties).items() if v is not None and k != "headers"}
-    assert dict(frame.properties) == expected
-    assert frame.headers == ref.properties.headers
+    for frame in (first, again):
+        assert frame.channel == 5
+        assert frame.body_size == ref.body_size == size
+        assert dict(frame.properties) == expected
+        assert frame.headers == ref.properties.headers
+
+
+def test_repeated_content_headers_get_their_own_property_dicts() -> None:
+    plain = header(1, 3, content_type="application/json", delivery_mode=2, headers={})
+    nested = header(1, 3, headers={"trace": {"ids": [1, 2]}})
+    a, b, c, d = FrameDecoder().feed(plain + plain + nested + nested)
+    assert a.properties == b.properties == {"content_type": "application/json", "delivery_mode": 2}
+    assert a.properties is not b.properties
+    assert a.headers == b.headers == {} and a.headers is not b.headers
+    assert c.headers == d.headers == {"trace": {"ids": [1, 2]}}
+    assert c.headers["trace"] is not d.headers["trace"]
 
 
 def test_headers_table_keeps_decimals_byte_arrays_and_nesting() -> None:
