@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from busdoc.sniffer import amqp
 from busdoc.sniffer.amqp import (
     PROTOCOL_HEADER,
     AmqpConnection,
@@ -224,6 +225,16 @@ def test_repeated_content_headers_get_their_own_property_dicts() -> None:
     assert a.headers == b.headers == {} and a.headers is not b.headers
     assert c.headers == d.headers == {"trace": {"ids": [1, 2]}}
     assert c.headers["trace"] is not d.headers["trace"]
+
+
+def test_remembered_property_lists_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(amqp, "_SEEN_PROPERTIES", {})
+    monkeypatch.setattr(amqp, "_SEEN_PROPERTIES_MAX", 4)
+    wire = b"".join(header(1, 0, message_id=f"m{i}") for i in range(10))
+    frames = FrameDecoder().feed(wire + header(1, 0, message_id="x" * 255))
+    assert [f.properties["message_id"] for f in frames[:10]] == [f"m{i}" for i in range(10)]
+    assert 0 < len(amqp._SEEN_PROPERTIES) <= 4
+    assert all(len(key) <= amqp._SEEN_PROPERTIES_KEY_MAX for key in amqp._SEEN_PROPERTIES)
 
 
 def test_headers_table_keeps_decimals_byte_arrays_and_nesting() -> None:
