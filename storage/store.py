@@ -549,6 +549,8 @@ class _Batch:
 
 
 _KIND_QUEUE_RETURN = ("return",)
+_EMPTY_TABLE = b"{}"
+"""What ``encode_table`` makes of any empty mapping."""
 _PROPS_CACHE = 256
 _DIGEST_CACHE = 1024
 _DIGEST_CACHE_BODY = 64 << 10
@@ -665,8 +667,11 @@ class Writer:
                 digests[body] = sha
         properties = parts.properties
         try:
-            # Types too: 1, 1.0 and True are equal dict keys but encode differently.
-            pkey: Any = (tuple(properties.items()), tuple(map(type, properties.values())))
+            # Types too: 1, 1.0 and True are equal dict keys but encode differently. One
+            # flat tuple (names, values, types): its length fixes where each part starts,
+            # and it is built without a tuple per item.
+            values = properties.values()
+            pkey: Any = (*properties, *values, *map(type, values))
             props = self._encoded_props.get(pkey)
         except (TypeError, AttributeError):  # an unhashable value, or no mapping at all
             pkey = props = None
@@ -676,7 +681,10 @@ class Writer:
                 if len(self._encoded_props) >= _PROPS_CACHE:
                     self._encoded_props.clear()
                 self._encoded_props[pkey] = props
-        headers = encode_table(parts.headers) if parts.headers is not None else None
+        headers = parts.headers
+        if headers is not None:
+            # oslo.messaging sends an empty table with every message.
+            headers = encode_table(headers) if headers else _EMPTY_TABLE
         # The identity key as one 64-bit int (the matcher holds up to match_limit of
         # them): Python's own hash of the parts, valid for this process, which is all the
         # matcher lives for. Two different messages would have to collide within the
@@ -786,19 +794,21 @@ class Writer:
                             .values(**p.row)
                         )
                 ids = store._allocate(conn, "messages", len(batch.messages))
-                rows = []
-                for (ref, row), mid in zip(batch.messages, ids, strict=True):
+                refs = [ref for ref, _ in batch.messages]
+                assigned.extend(refs)
+                for ref, mid in zip(refs, ids, strict=True):
                     ref.id = mid
-                    assigned.append(ref)
-                    rows.append((mid, *row))
+                rows = [(mid, *row) for (_, row), mid in zip(batch.messages, ids, strict=True)]
                 if rows:
                     conn.exec_driver_sql(store._insert_sql("messages"), rows)
-                # Resolved now, so a ConnectionInfo later in the batch still counts.
+                # Resolved now, so a ConnectionInfo later in the batch still counts: one
+                # lookup per connection, not per observation.
                 conn_ids = store._conn_ids
-                obs_rows = []
-                for ref, row in batch.observations:
-                    cref = conn_ids.get(row[3])
-                    obs_rows.append((ref.id, None if cref is None else cref.id, *row))
+                cids: dict[str, int | None] = {}
+                for key in {row[3] for _, row in batch.observations}:
+                    cref = conn_ids.get(key)
+                    cids[key] = None if cref is None else cref.id
+                obs_rows = [(ref.id, cids[row[3]], *row) for ref, row in batch.observations]
                 if obs_rows:
                     conn.exec_driver_sql(store._insert_sql("observations"), obs_rows)
                 conn.execute(
