@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -165,6 +166,7 @@ def _sqlite_engine(path: str, create: bool) -> Engine:
     elif not os.access(path, os.R_OK):
         raise StoreError(f"{path}: permission denied")
 
+    _adapt_as_is()
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
@@ -194,6 +196,28 @@ def _sqlite_engine(path: str, create: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+_AS_IS: tuple[tuple[type, Any], ...] = ((bytes, bytes), (bool, int), (type(None), {}.get))
+"""Adapters that hand pysqlite the very value it would bind anyway: ``bytes(b)`` is ``b``,
+``int(True)`` is what a bool binds as, and an empty dict's ``get`` returns None."""
+
+
+def _adapt_as_is() -> None:
+    """Register ``_AS_IS`` with pysqlite, never over an adapter already registered for
+    those types.
+
+    pysqlite binds only exact int, float, str and bytearray without adapting them. For
+    any other parameter (bytes bodies and tables, None, bools: about 15 per observation)
+    Python 3.11 looks ``__adapt__`` up on its ``PrepareProtocol`` type, and that failing
+    lookup raises and formats an AttributeError every time. An adapter in the registry
+    is found first: measured with callgrind, a 5,000-message pcap import runs 1.7% fewer
+    instructions in all (2.6% of the per-message cost). The registry is keyed by exact
+    type, so a subclass of these types binds as before.
+    """
+    for kind, same in _AS_IS:
+        if (kind, sqlite3.PrepareProtocol) not in sqlite3.adapters:
+            sqlite3.register_adapter(kind, same)
 
 
 def _quote(column: str) -> str:

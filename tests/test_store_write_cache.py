@@ -86,3 +86,29 @@ def test_empty_header_tables_are_stored_as_encode_table_writes_them(tmp_path: Pa
     stored = {m.body: m.headers for m in store.iter_messages()}
     store.close()
     assert stored == {b"1": None, b"2": {}, b"3": {}, b"4": {"x-retry": 1}}
+
+
+def test_bytes_none_and_bools_bind_as_sqlite_would_bind_them(tmp_path: Path) -> None:
+    """The writer's as-is adapters (``store._AS_IS``) change no stored type or value."""
+    import sqlite3
+
+    from busdoc.storage.store import _AS_IS
+
+    for kind, same in _AS_IS:
+        for value in {bytes: [b"", b"\x00b"], bool: [True, False], type(None): [None]}[kind]:
+            assert same(value) == value
+            assert type(same(value)) is (int if kind is bool else kind)
+    store = open_store(str(tmp_path / "s.db"))
+    run = store.begin_run(kind="pcap", name="t", content_hash=None)
+    assert run is not None
+    with store.writer(run, redactor=Redactor()) as writer:
+        writer.add(dataclasses.replace(sighting(b"\x00body", {}, "deliver"), redelivered=True))
+    store.close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    row = db.execute(
+        "SELECT typeof(m.body), m.body, typeof(m.headers), typeof(m.truncated), m.truncated,"
+        " typeof(o.redelivered), o.redelivered, typeof(o.reply_code)"
+        " FROM messages m JOIN observations o ON o.message_id = m.id"
+    ).fetchone()
+    db.close()
+    assert row == ("blob", b"\x00body", "null", "integer", 0, "integer", 1, "null")
