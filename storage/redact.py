@@ -302,14 +302,17 @@ class Redactor:
     def _may_hit_bytes(self, raw: bytes) -> bool:
         # Secret keys are mostly written in lower case (``_context_auth_token``): the
         # likeliest literal is looked for in the body as it is, before paying for a
-        # lower-cased copy of it.
-        if self._likeliest_b is not None and self._likeliest_b in raw:
+        # lower-cased copy of it. ``find`` rather than ``in``: on Python 3.11
+        # ``lit in raw`` first tries ``lit`` as an integer (``5 in b"..."`` is valid) and
+        # formats a TypeError that it then drops, which costs more than a miss's scan.
+        find = raw.find
+        if self._likeliest_b is not None and find(self._likeliest_b) >= 0:
             return True
-        low = raw.lower()
+        find_low = raw.lower().find
         for lit in self._literals_b:
-            if lit in low:
+            if find_low(lit) >= 0:
                 return True
-        if b"://" in raw:
+        if find(b"://") >= 0:
             return True
         return self._pattern_b is not None and self._pattern_b.search(raw) is not None
 
