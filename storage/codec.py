@@ -81,8 +81,9 @@ def encode_table(value: Mapping[str, Any] | None) -> bytes | None:
     if value is None:
         return None
     raw = orjson.dumps(value, default=_default, option=_OPTS)
-    # Only a table that mentions "$ can hold a dict needing escape: check only then.
-    if b'"$' in raw and _needs_escape(value):
+    # Only a table that mentions "$ can hold a dict needing escape: check only then
+    # (``find``: ``in`` on bytes first tries its operand as an integer, at a cost).
+    if raw.find(b'"$') >= 0 and _needs_escape(value):
         raw = orjson.dumps(_escaped(dict(value)), default=_default, option=_OPTS)
     return compact(raw)
 

@@ -155,6 +155,12 @@ class RedactedParts(NamedTuple):
     redactions: tuple[Redaction, ...]
 
 
+_parts = tuple.__new__
+"""Makes a ``RedactedParts`` from a 4-tuple, without the generated ``__new__`` (a Python
+function) that the class's own constructor runs: ``_parts(RedactedParts, (...))``."""
+_UNCHANGED: tuple[None, tuple[Redaction, ...]] = (None, ())
+
+
 def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
@@ -266,7 +272,9 @@ class Redactor:
         self._shapes: dict[tuple[Any, str, str | None, str | None], Redaction] = {}
         self._dominant = 1 << 62
         # A publish and its deliveries carry the same body: redact it once.
-        self._body_cache: dict[tuple[bytes, str | None], tuple[bytes, tuple[Redaction, ...]]] = {}
+        self._body_cache: dict[
+            tuple[bytes, str | None], tuple[bytes | None, tuple[Redaction, ...]]
+        ] = {}
         literals = _precheck_literals(
             _PRECHECK_HINTS.get(r, r).lower()
             for r in self.rules
@@ -294,14 +302,17 @@ class Redactor:
     def _may_hit_bytes(self, raw: bytes) -> bool:
         # Secret keys are mostly written in lower case (``_context_auth_token``): the
         # likeliest literal is looked for in the body as it is, before paying for a
-        # lower-cased copy of it.
-        if self._likeliest_b is not None and self._likeliest_b in raw:
+        # lower-cased copy of it. ``find`` rather than ``in``: on Python 3.11
+        # ``lit in raw`` first tries ``lit`` as an integer (``5 in b"..."`` is valid) and
+        # formats a TypeError that it then drops, which costs more than a miss's scan.
+        find = raw.find
+        if self._likeliest_b is not None and find(self._likeliest_b) >= 0:
             return True
-        low = raw.lower()
+        find_low = raw.lower().find
         for lit in self._literals_b:
-            if lit in low:
+            if find_low(lit) >= 0:
                 return True
-        if b"://" in raw:
+        if find(b"://") >= 0:
             return True
         return self._pattern_b is not None and self._pattern_b.search(raw) is not None
 
@@ -322,23 +333,27 @@ class Redactor:
         Unchanged parts are the very objects ``obs`` holds (``is``-identical), so a body
         with nothing to redact is stored byte-exact.
         """
+        properties = obs.properties
         if not self.enabled:
-            return RedactedParts(obs.body, obs.headers, obs.properties, ())
+            return _parts(RedactedParts, (obs.body, obs.headers, properties, ()))
+        encoding = properties.get("content_encoding") if properties else None
+        body, hints = self._body(obs.body, encoding)
+        if body is None:
+            body = obs.body
         found: list[Redaction] = []
-        encoding = obs.properties.get("content_encoding") if obs.properties else None
-        body = self.redact_body(obs.body, found, content_encoding=encoding)
         headers = obs.headers
-        self._dominant = 1 << 62
         if headers:
+            self._dominant = 1 << 62
             new = self._walk_mapping(headers, "headers", found)
             if new is not _NO_CHANGE:
                 headers = new
-        properties = obs.properties
         if properties:
             new = self._properties(properties, found)
             if new is not _NO_CHANGE:
                 properties = new
-        return RedactedParts(body, headers, properties, tuple(found))
+        if found:
+            hints += tuple(found)
+        return _parts(RedactedParts, (body, headers, properties, hints))
 
     def redact_body(
         self,
@@ -348,55 +363,64 @@ class Redactor:
         content_encoding: str | None = None,
     ) -> bytes:
         """The body with secrets replaced; the same object when there were none."""
-        if found is None:
-            found = []
-        if not self.enabled or not body:
+        if not self.enabled:
             return body
+        new, hints = self._body(body, content_encoding)
+        if found is not None:
+            found.extend(hints)
+        return body if new is None else new
+
+    def _body(
+        self, body: bytes, content_encoding: str | None
+    ) -> tuple[bytes | None, tuple[Redaction, ...]]:
+        """``(redacted body, its redactions)``; None for a body left as it is.
+
+        None rather than the body itself: a delivery carries its own copy of its
+        publish's body, and the caller keeps its own object (byte-exact). The cache holds
+        these very pairs, so a delivery costs one lookup.
+        """
+        if not body:
+            return _UNCHANGED
         cacheable = len(body) <= _CACHEABLE
         if cacheable:
             cached = self._body_cache.get((body, content_encoding))
             if cached is not None:
-                if not cached[1]:
-                    return body  # unchanged: the caller's own object, byte-exact
-                found.extend(cached[1])
-                return cached[0]
+                return cached
         compressed = compression_of(content_encoding) is not None
         if compressed:
             try:
                 plain = decode_content(body, content_encoding)
             except InputError:
-                return body  # neither readable by us nor by a schema: kept as captured
+                return _UNCHANGED  # neither readable by us nor by a schema: kept as captured
         else:
             plain = body
         if not self._may_hit_bytes(plain):
             if cacheable:
                 # Remember misses too: the deliveries of this body skip the scan.
-                self._remember(body, content_encoding, body, ())
-            return body
+                self._remember(body, content_encoding, _UNCHANGED)
+            return _UNCHANGED
         local: list[Redaction] = []
         new = self._redact_plain(plain, local)
         if new is plain:
-            result = body
+            outcome: tuple[bytes | None, tuple[Redaction, ...]] = (None, tuple(local))
         else:
-            result = encode_content(new, content_encoding) if compressed else new
-        found.extend(local)
+            outcome = (encode_content(new, content_encoding) if compressed else new, tuple(local))
         if cacheable:
-            self._remember(body, content_encoding, result, tuple(local))
-        return result
+            self._remember(body, content_encoding, outcome)
+        return outcome
 
     def _remember(
         self,
         body: bytes,
         encoding: str | None,
-        result: bytes,
-        redactions: tuple[Redaction, ...],
+        outcome: tuple[bytes | None, tuple[Redaction, ...]],
     ) -> None:
         cache = self._body_cache
         if len(cache) >= _BODY_CACHE:
             # Oldest first (dicts keep insertion order): a delivery follows its
             # publish closely, so recent bodies are the ones worth keeping.
             del cache[next(iter(cache))]
-        cache[(body, encoding)] = (result, redactions)
+        cache[(body, encoding)] = outcome
 
     # -- the walk --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -165,6 +166,7 @@ def _sqlite_engine(path: str, create: bool) -> Engine:
     elif not os.access(path, os.R_OK):
         raise StoreError(f"{path}: permission denied")
 
+    _adapt_as_is()
     engine = create_engine(
         f"sqlite+pysqlite:///{path}",
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
@@ -194,6 +196,28 @@ def _sqlite_engine(path: str, create: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+_AS_IS: tuple[tuple[type, Any], ...] = ((bytes, bytes), (bool, int), (type(None), {}.get))
+"""Adapters that hand pysqlite the very value it would bind anyway: ``bytes(b)`` is ``b``,
+``int(True)`` is what a bool binds as, and an empty dict's ``get`` returns None."""
+
+
+def _adapt_as_is() -> None:
+    """Register ``_AS_IS`` with pysqlite, never over an adapter already registered for
+    those types.
+
+    pysqlite binds only exact int, float, str and bytearray without adapting them. For
+    any other parameter (bytes bodies and tables, None, bools: about 15 per observation)
+    Python 3.11 looks ``__adapt__`` up on its ``PrepareProtocol`` type, and that failing
+    lookup raises and formats an AttributeError every time. An adapter in the registry
+    is found first: measured with callgrind, a 5,000-message pcap import runs 1.7% fewer
+    instructions in all (2.6% of the per-message cost). The registry is keyed by exact
+    type, so a subclass of these types binds as before.
+    """
+    for kind, same in _AS_IS:
+        if (kind, sqlite3.PrepareProtocol) not in sqlite3.adapters:
+            sqlite3.register_adapter(kind, same)
 
 
 def _quote(column: str) -> str:
@@ -549,6 +573,8 @@ class _Batch:
 
 
 _KIND_QUEUE_RETURN = ("return",)
+_EMPTY_TABLE = b"{}"
+"""What ``encode_table`` makes of any empty mapping."""
 _PROPS_CACHE = 256
 _DIGEST_CACHE = 1024
 _DIGEST_CACHE_BODY = 64 << 10
@@ -665,8 +691,11 @@ class Writer:
                 digests[body] = sha
         properties = parts.properties
         try:
-            # Types too: 1, 1.0 and True are equal dict keys but encode differently.
-            pkey: Any = (tuple(properties.items()), tuple(map(type, properties.values())))
+            # Types too: 1, 1.0 and True are equal dict keys but encode differently. One
+            # flat tuple (names, values, types): its length fixes where each part starts,
+            # and it is built without a tuple per item.
+            values = properties.values()
+            pkey: Any = (*properties, *values, *map(type, values))
             props = self._encoded_props.get(pkey)
         except (TypeError, AttributeError):  # an unhashable value, or no mapping at all
             pkey = props = None
@@ -676,7 +705,10 @@ class Writer:
                 if len(self._encoded_props) >= _PROPS_CACHE:
                     self._encoded_props.clear()
                 self._encoded_props[pkey] = props
-        headers = encode_table(parts.headers) if parts.headers is not None else None
+        headers = parts.headers
+        if headers is not None:
+            # oslo.messaging sends an empty table with every message.
+            headers = encode_table(headers) if headers else _EMPTY_TABLE
         # The identity key as one 64-bit int (the matcher holds up to match_limit of
         # them): Python's own hash of the parts, valid for this process, which is all the
         # matcher lives for. Two different messages would have to collide within the
@@ -786,19 +818,21 @@ class Writer:
                             .values(**p.row)
                         )
                 ids = store._allocate(conn, "messages", len(batch.messages))
-                rows = []
-                for (ref, row), mid in zip(batch.messages, ids, strict=True):
+                refs = [ref for ref, _ in batch.messages]
+                assigned.extend(refs)
+                for ref, mid in zip(refs, ids, strict=True):
                     ref.id = mid
-                    assigned.append(ref)
-                    rows.append((mid, *row))
+                rows = [(mid, *row) for (_, row), mid in zip(batch.messages, ids, strict=True)]
                 if rows:
                     conn.exec_driver_sql(store._insert_sql("messages"), rows)
-                # Resolved now, so a ConnectionInfo later in the batch still counts.
+                # Resolved now, so a ConnectionInfo later in the batch still counts: one
+                # lookup per connection, not per observation.
                 conn_ids = store._conn_ids
-                obs_rows = []
-                for ref, row in batch.observations:
-                    cref = conn_ids.get(row[3])
-                    obs_rows.append((ref.id, None if cref is None else cref.id, *row))
+                cids: dict[str, int | None] = {}
+                for key in {row[3] for _, row in batch.observations}:
+                    cref = conn_ids.get(key)
+                    cids[key] = None if cref is None else cref.id
+                obs_rows = [(ref.id, cids[row[3]], *row) for ref, row in batch.observations]
                 if obs_rows:
                     conn.exec_driver_sql(store._insert_sql("observations"), obs_rows)
                 conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,49 @@ def test_delivery_of_a_hashed_body_matches_its_publish(tmp_path: Path) -> None:
     for m in messages:
         assert m.body_sha256 == hashlib.sha256(m.body).hexdigest()
         assert [o.kind for o in m.observations] == ["publish", "deliver"]
+
+
+def test_empty_header_tables_are_stored_as_encode_table_writes_them(tmp_path: Path) -> None:
+    from types import MappingProxyType
+
+    from busdoc.storage.codec import encode_table
+    from busdoc.storage.store import _EMPTY_TABLE
+
+    assert encode_table({}) == _EMPTY_TABLE
+    assert encode_table(MappingProxyType({})) == _EMPTY_TABLE
+    store = open_store(str(tmp_path / "s.db"))
+    run = store.begin_run(kind="pcap", name="t", content_hash=None)
+    assert run is not None
+    sent = {b"1": None, b"2": {}, b"3": MappingProxyType({}), b"4": {"x-retry": 1}}
+    with store.writer(run, redactor=Redactor()) as writer:
+        for body, headers in sent.items():
+            writer.add(dataclasses.replace(sighting(body, {}), headers=headers))
+    stored = {m.body: m.headers for m in store.iter_messages()}
+    store.close()
+    assert stored == {b"1": None, b"2": {}, b"3": {}, b"4": {"x-retry": 1}}
+
+
+def test_bytes_none_and_bools_bind_as_sqlite_would_bind_them(tmp_path: Path) -> None:
+    """The writer's as-is adapters (``store._AS_IS``) change no stored type or value."""
+    import sqlite3
+
+    from busdoc.storage.store import _AS_IS
+
+    for kind, same in _AS_IS:
+        for value in {bytes: [b"", b"\x00b"], bool: [True, False], type(None): [None]}[kind]:
+            assert same(value) == value
+            assert type(same(value)) is (int if kind is bool else kind)
+    store = open_store(str(tmp_path / "s.db"))
+    run = store.begin_run(kind="pcap", name="t", content_hash=None)
+    assert run is not None
+    with store.writer(run, redactor=Redactor()) as writer:
+        writer.add(dataclasses.replace(sighting(b"\x00body", {}, "deliver"), redelivered=True))
+    store.close()
+    db = sqlite3.connect(tmp_path / "s.db")
+    row = db.execute(
+        "SELECT typeof(m.body), m.body, typeof(m.headers), typeof(m.truncated), m.truncated,"
+        " typeof(o.redelivered), o.redelivered, typeof(o.reply_code)"
+        " FROM messages m JOIN observations o ON o.message_id = m.id"
+    ).fetchone()
+    db.close()
+    assert row == ("blob", b"\x00body", "null", "integer", 0, "integer", 1, "null")
