@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from busdoc.sniffer.packet import ACK, FIN, SYN, TcpSegment
-from busdoc.sniffer.tcp import StreamData, StreamEvent, StreamGap, TcpReassembler
+from busdoc.sniffer.tcp import StreamData, StreamEvent, StreamGap, TcpReassembler, TcpStats
 
 FLOW = ("10.0.0.1", 40000, "10.0.0.2", 5672)
 FUZZ = settings(max_examples=150, deadline=None)
@@ -86,3 +86,62 @@ def test_lost_segments_become_gaps_and_every_delivered_byte_is_in_its_place(
     assert delivered <= len(payload) - missing
     if bound == 8 << 20:
         assert delivered == len(payload) - missing
+
+
+def _via_fast_path(segments: list[TcpSegment]) -> tuple[list[StreamEvent], TcpStats]:
+    """What the capture loop does: ``feed_in_order`` first, ``feed`` when it declines; a
+    segment taken in order becomes the ``StreamData`` that ``feed`` would have made."""
+    reassembler = TcpReassembler(max_buffer_per_flow=4000)
+    events: list[StreamEvent] = []
+    for seg in segments:
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        if reassembler.feed_in_order(key, seg.seq, seg.flags, len(seg.payload)):
+            if seg.payload:
+                events.append(StreamData(key, seg.payload, 0.0))
+        else:
+            events += reassembler.feed(seg, 0.0)
+    return events + reassembler.flush(1e9), reassembler.stats
+
+
+@FUZZ
+@given(
+    client=segmented_streams(),
+    server=segmented_streams(),
+    data=st.data(),
+)
+def test_the_in_order_fast_path_changes_no_event_and_no_counter(
+    client: tuple[int, bytes, list[tuple[int, int]]],
+    server: tuple[int, bytes, list[tuple[int, int]]],
+    data: st.DataObject,
+) -> None:
+    """Both directions, interleaved, with losses, retransmissions and acknowledgements
+    (which reveal losses): the fast path must be invisible."""
+    segments: list[TcpSegment] = []
+    streams = ((FLOW, client), ((FLOW[2], FLOW[3], FLOW[0], FLOW[1]), server))
+    for (src, sport, dst, dport), (isn, payload, pieces) in streams:
+        lost = data.draw(st.sets(st.sampled_from(pieces), max_size=len(pieces) // 2))
+        again = data.draw(st.lists(st.sampled_from(pieces), max_size=4))
+        mine = [(a, b) for a, b in pieces if (a, b) not in lost] + again
+        first = isn + 1
+        syn = TcpSegment(src, dst, sport, dport, isn, 0, SYN, b"")
+        body = [
+            TcpSegment(src, dst, sport, dport, (first + a) & 0xFFFFFFFF, 0, ACK, payload[a:b])
+            for a, b in mine
+        ]
+        acks = [
+            TcpSegment(src, dst, sport, dport, (first + len(payload)) & 0xFFFFFFFF,
+                       data.draw(st.integers(0, 2**32 - 1)), ACK, b"")
+            for _ in range(data.draw(st.integers(0, 3)))
+        ]
+        segments.append(syn)
+        segments += data.draw(st.permutations(body + acks))
+    head, rest = segments[:1], segments[1:]
+    order = head + data.draw(st.permutations(rest))
+    slow = TcpReassembler(max_buffer_per_flow=4000)
+    expected: list[StreamEvent] = []
+    for seg in order:
+        expected += slow.feed(seg, 0.0)
+    expected += slow.flush(1e9)
+    events, stats = _via_fast_path(order)
+    assert events == expected
+    assert stats == slow.stats
