@@ -138,6 +138,8 @@ _WHITESPACE = frozenset(" \t\r\n")
 _JSON_HEADS = frozenset("{[ \t\r\n")
 _KEY_CACHE = 4096
 _SHAPE_CACHE = 4096
+_FORMAT_CACHE = 256
+_UNKNOWN: Any = object()
 _BODY_CACHE = 1024
 _CACHEABLE = 64 << 10
 
@@ -270,6 +272,7 @@ class Redactor:
         self._key = re.compile(joined, re.IGNORECASE)
         self._key_cache: dict[str, bool] = {}
         self._shapes: dict[tuple[Any, str, str | None, str | None], Redaction] = {}
+        self._formats: dict[str, str | None] = {}
         self._dominant = 1 << 62
         # A publish and its deliveries carry the same body: redact it once.
         self._body_cache: dict[
@@ -494,7 +497,9 @@ class Redactor:
         for i, item in enumerate(value):
             kind = type(item)
             if kind is str:
-                if len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item):
+                if len(item) < 8 or (
+                    item[0] not in _JSON_HEADS and (":" not in item or "://" not in item)
+                ):
                     continue
                 new = self._walk_string(item, (path, i), found)
             elif kind is dict:
@@ -511,7 +516,9 @@ class Redactor:
 
     def _walk_mapping(self, value: Mapping[str, Any], path: Any, found: list[Redaction]) -> Any:
         # Branches in order of frequency (strings, then containers); a string or a
-        # container is passed to the walker of its type directly.
+        # container is passed to the walker of its type directly. ``":" in item`` before
+        # ``"://" in item``: a one-character search is a memchr, and most long strings
+        # (UUIDs, hex ids, prose) hold no colon at all.
         changed: dict[str, Any] | None = None
         cache = self._key_cache
         for key, item in value.items():
@@ -523,7 +530,9 @@ class Redactor:
                 if secret:
                     new: Any = REDACTED
                     self._record((path, key), item, found)
-                elif len(item) < 8 or (item[0] not in _JSON_HEADS and "://" not in item):
+                elif len(item) < 8 or (
+                    item[0] not in _JSON_HEADS and (":" not in item or "://" not in item)
+                ):
                     continue  # the common case, decided without a call
                 else:
                     new = self._walk_string(item, (path, key), found)
@@ -558,7 +567,17 @@ class Redactor:
         made once (an oslo context carries its token at the same path in every call)."""
         kind = type(value)
         if kind is str:
-            shape = (path, "string", secret_format(value), length_class(len(value)))
+            # A service sends the same token with many calls: its format (a fullmatch
+            # over the whole token) is decided once. Kept in memory only, as the bodies
+            # in _body_cache are.
+            formats = self._formats
+            fmt = formats.get(value, _UNKNOWN)
+            if fmt is _UNKNOWN:
+                fmt = secret_format(value)
+                if len(formats) >= _FORMAT_CACHE:
+                    del formats[next(iter(formats))]  # oldest first
+                formats[value] = fmt
+            shape = (path, "string", fmt, length_class(len(value)))
         else:
             shape = (path, _json_type(value), secret_format(value), _length_class(value))
         hint = self._shapes.get(shape)

@@ -108,3 +108,19 @@ def test_a_bad_file_among_good_ones_fails_the_command_but_keeps_the_rest(
         str(OSLO): "imported",
     }
     assert store.stats()["publishes"] == _manifest("oslo_rpc")["counts"]["publish"]
+
+
+def test_the_import_leaves_garbage_collection_as_it_found_it(store: Store, tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    frozen = gc.get_freeze_count()
+    import_captures(store, [OSLO], redactor=Redactor())
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
+    # Also when the import fails half way.
+    broken = tmp_path / "cut.pcap"
+    broken.write_bytes(OSLO.read_bytes()[:-100])
+    garbage = tmp_path / "garbage.pcap"
+    garbage.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\xff" * 200)
+    import_captures(store, [broken, garbage], redactor=Redactor())
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)

@@ -51,3 +51,24 @@ def test_clean_and_secret_bodies_alternating_keep_their_own_answers() -> None:
     for _ in range(3):
         assert r.redact(sighting(bytes(bytearray(clean)))).redactions == ()
         assert b"t0k3n" not in r.redact(sighting(bytes(bytearray(secret)))).body
+
+
+def test_a_token_sent_again_is_described_as_before_and_the_format_memory_stays_bounded() -> None:
+    from busdoc.storage import redact
+
+    r = Redactor()
+    fernet = "gAAAAA" + "Bk3x9_-Q" * 15
+    body = orjson.dumps({"_context_auth_token": fernet, "n": 1})
+    first = r.redact(sighting(body)).redactions
+    again = r.redact(sighting(orjson.dumps({"_context_auth_token": fernet, "n": 2}))).redactions
+    assert first == again == (
+        Redaction(
+            path="/_context_auth_token", json_type="string", format="fernet", length_class="64-127"
+        ),
+    )
+    # A different value at the same path is judged on its own.
+    word = r.redact(sighting(orjson.dumps({"_context_auth_token": "not-a-token-at-all"})))
+    assert word.redactions[0].format is None
+    for n in range(redact._FORMAT_CACHE + 50):
+        r.redact(sighting(orjson.dumps({"password": f"pw-{n:08d}-xxxxxxxx"})))
+    assert len(r._formats) <= redact._FORMAT_CACHE
