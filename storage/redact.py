@@ -109,6 +109,11 @@ DEFAULT_RULES: tuple[str, ...] = (
 )
 
 _LITERAL = re.compile(r"[A-Za-z0-9_\-. ]+")
+_JSON_ESCAPE_B = re.compile(rb"\\[u/]")
+_JSON_ESCAPE_S = re.compile(r"\\[u/]")
+"""A JSON string may spell any character as ``\\uXXXX`` and ``/`` as ``\\/``: a key or a
+URL written so (``"p\\u0061ssword"``, ``amqp:\\/\\/u:p@h``) is not found by a search of the raw
+text, so the pre-checks treat either escape as a possible hit and let the parser decide."""
 # scheme://user:password@ — the password may hold anything but the separators.
 # scheme:// and the authority (up to the path): user:password@host, possibly several
 # comma-separated hosts (oslo's rabbit://u1:p1@h1,u2:p2@h2/), and a password may hold
@@ -315,7 +320,7 @@ class Redactor:
         for lit in self._literals_b:
             if find_low(lit) >= 0:
                 return True
-        if find(b"://") >= 0:
+        if find(b"://") >= 0 or _JSON_ESCAPE_B.search(raw) is not None:
             return True
         return self._pattern_b is not None and self._pattern_b.search(raw) is not None
 
@@ -324,7 +329,7 @@ class Redactor:
         for lit in self._literals_s:
             if lit in low:
                 return True
-        if "://" in text:
+        if "://" in text or _JSON_ESCAPE_S.search(text) is not None:
             return True
         return self._pattern_s is not None and self._pattern_s.search(text) is not None
 
