@@ -145,7 +145,7 @@ _KEY_CACHE = 4096
 _SHAPE_CACHE = 4096
 _FORMAT_CACHE = 256
 _UNKNOWN: Any = object()
-_BODY_CACHE = 1024
+_BODY_CACHE = 512
 _CACHEABLE = 64 << 10
 
 
@@ -279,10 +279,12 @@ class Redactor:
         self._shapes: dict[tuple[Any, str, str | None, str | None], Redaction] = {}
         self._formats: dict[str, str | None] = {}
         self._dominant = 1 << 62
-        # A publish and its deliveries carry the same body: redact it once.
+        # A publish and its deliveries carry the same body: redact it once. Two
+        # generations (see _remember).
         self._body_cache: dict[
             tuple[bytes, str | None], tuple[bytes | None, tuple[Redaction, ...]]
         ] = {}
+        self._body_cache_old = self._body_cache
         literals = _precheck_literals(
             _PRECHECK_HINTS.get(r, r).lower()
             for r in self.rules
@@ -391,7 +393,8 @@ class Redactor:
             return _UNCHANGED
         cacheable = len(body) <= _CACHEABLE
         if cacheable:
-            cached = self._body_cache.get((body, content_encoding))
+            key = (body, content_encoding)
+            cached = self._body_cache.get(key) or self._body_cache_old.get(key)
             if cached is not None:
                 return cached
         compressed = compression_of(content_encoding) is not None
@@ -423,11 +426,15 @@ class Redactor:
         encoding: str | None,
         outcome: tuple[bytes | None, tuple[Redaction, ...]],
     ) -> None:
+        # A delivery follows its publish closely, so recent bodies are the ones worth
+        # keeping. Two generations of up to _BODY_CACHE bodies: when the young one is
+        # full it becomes the old one. Dropping the oldest entry of one dict instead costs
+        # half a microsecond per insert, as the dict must skip the deleted slots before
+        # its first live entry.
         cache = self._body_cache
         if len(cache) >= _BODY_CACHE:
-            # Oldest first (dicts keep insertion order): a delivery follows its
-            # publish closely, so recent bodies are the ones worth keeping.
-            del cache[next(iter(cache))]
+            self._body_cache_old = cache
+            self._body_cache = cache = {}
         cache[(body, encoding)] = outcome
 
     # -- the walk --------------------------------------------------------------------------
@@ -580,7 +587,7 @@ class Redactor:
             if fmt is _UNKNOWN:
                 fmt = secret_format(value)
                 if len(formats) >= _FORMAT_CACHE:
-                    del formats[next(iter(formats))]  # oldest first
+                    formats.clear()  # a new set of tokens: the old one is rarely seen again
                 formats[value] = fmt
             shape = (path, "string", fmt, length_class(len(value)))
         else:

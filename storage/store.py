@@ -576,7 +576,7 @@ _KIND_QUEUE_RETURN = ("return",)
 _EMPTY_TABLE = b"{}"
 """What ``encode_table`` makes of any empty mapping."""
 _PROPS_CACHE = 256
-_DIGEST_CACHE = 1024
+_DIGEST_CACHE = 512
 _DIGEST_CACHE_BODY = 64 << 10
 _QUEUE_CACHE = 4096
 
@@ -604,8 +604,10 @@ class Writer:
         # Encoded properties by (items, value types): oslo sends a handful of distinct
         # property sets across a whole capture.
         self._encoded_props: dict[Any, bytes] = {}
-        # sha256 by body: a delivery carries its publish's body, hashed once.
+        # sha256 by body: a delivery carries its publish's body, hashed once. Two
+        # generations, as in the redactor's body cache.
         self._digests: dict[bytes, str] = {}
+        self._digests_old = self._digests
         self._queues: dict[Any, Any] = {}
 
     def __enter__(self) -> Writer:
@@ -682,12 +684,13 @@ class Writer:
         cut_by_source = obs.body_size is not None and obs.body_size > len(obs.body)
         size = obs.body_size + len(body) - len(obs.body) if cut_by_source else len(body)  # type: ignore[operator]
         digests = self._digests
-        sha = digests.get(body)
+        sha = digests.get(body) or self._digests_old.get(body)
         if sha is None:
             sha = hashlib.sha256(body).hexdigest()
             if len(body) <= _DIGEST_CACHE_BODY:
                 if len(digests) >= _DIGEST_CACHE:
-                    del digests[next(iter(digests))]  # oldest first
+                    self._digests_old = digests
+                    self._digests = digests = {}
                 digests[body] = sha
         properties = parts.properties
         try:

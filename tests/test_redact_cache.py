@@ -72,3 +72,26 @@ def test_a_token_sent_again_is_described_as_before_and_the_format_memory_stays_b
     for n in range(redact._FORMAT_CACHE + 50):
         r.redact(sighting(orjson.dumps({"password": f"pw-{n:08d}-xxxxxxxx"})))
     assert len(r._formats) <= redact._FORMAT_CACHE
+
+
+def test_the_body_cache_keeps_recent_bodies_and_forgets_old_ones() -> None:
+    from busdoc.storage import redact
+
+    r = Redactor()
+    secret = orjson.dumps({"password": "hunter2-hunter2", "n": 0})
+    first = r.redact(sighting(secret))
+
+    def others(count: int, start: int) -> None:
+        for n in range(start, start + count):
+            r.redact(sighting(orjson.dumps({"password": "x", "n": n})))
+
+    # One cache's worth of other bodies later, the delivery still finds the publish's
+    # redacted body: the very object, not a new redaction.
+    others(redact._BODY_CACHE, 1)
+    again = r.redact(sighting(bytes(bytearray(secret)), "deliver"))
+    assert again.body is first.body
+    # Two more cache's worth later it is gone; redacting anew gives an equal body.
+    others(2 * redact._BODY_CACHE, 10_000)
+    late = r.redact(sighting(bytes(bytearray(secret)), "deliver"))
+    assert late.body is not first.body and late.body == first.body
+    assert len(r._body_cache) + len(r._body_cache_old) <= 2 * redact._BODY_CACHE
