@@ -57,7 +57,7 @@ from busdoc.storage.codec import (
     encode_table,
 )
 from busdoc.storage.identity import Matcher, MessageRef
-from busdoc.storage.records import StoredMessage, StoredObservation
+from busdoc.storage.records import Redaction, StoredMessage, StoredObservation
 from busdoc.storage.redact import Redactor
 
 DEFAULT_PATH = "busdoc.db"
@@ -604,6 +604,7 @@ class Writer:
         # Encoded properties by (items, value types): oslo sends a handful of distinct
         # property sets across a whole capture.
         self._encoded_props: dict[Any, bytes] = {}
+        self._encoded_redactions: dict[tuple[Redaction, ...], bytes] = {}
         # sha256 by body: a delivery carries its publish's body, hashed once. Two
         # generations, as in the redactor's body cache.
         self._digests: dict[bytes, str] = {}
@@ -629,20 +630,23 @@ class Writer:
     def add(self, record: Observation | ConnectionInfo | Notice) -> None:
         """Queue one record; flushes by itself every ``batch_size`` records."""
         if isinstance(record, Observation):
-            self._add_observation(record)
-        elif isinstance(record, ConnectionInfo):
+            self.add_observation(record)
+            return
+        if isinstance(record, ConnectionInfo):
             self._add_connection(record)
+            if self._batch_full():
+                self.flush()
         elif isinstance(record, Notice):
             self.notices[record.code] += record.count
-            return
         else:
             raise TypeError(f"cannot store a {type(record).__name__}")
+
+    def _batch_full(self) -> bool:
         batch = self._batch
-        if (
+        return (
             len(batch.observations) + len(batch.connections) >= self.batch_size
             or batch.bytes >= _FLUSH_BYTES
-        ):
-            self.flush()
+        )
 
     def _add_connection(self, info: ConnectionInfo) -> None:
         props = dict(info.client_properties or {})
@@ -672,7 +676,8 @@ class Writer:
         self.store._conn_ids[info.connection] = ref
         self._batch.connections[info.connection] = _PendingConnection(ref, row, new=True)
 
-    def _add_observation(self, obs: Observation) -> None:
+    def add_observation(self, obs: Observation) -> None:
+        """``add`` for an observation, for a caller that already knows it has one."""
         self.added += 1
         t = obs.time
         if self._first is None or t < self._first:
@@ -752,7 +757,14 @@ class Writer:
             redactions = None
             if parts.redactions:
                 self.redacted += 1
-                redactions = encode_redactions(parts.redactions)
+                # The redactor hands out one Redaction per path and shape, so an oslo
+                # service's calls repeat the same few tuples: encoded once each.
+                redactions = self._encoded_redactions.get(parts.redactions)
+                if redactions is None:
+                    redactions = encode_redactions(parts.redactions)
+                    if len(self._encoded_redactions) >= _PROPS_CACHE:
+                        self._encoded_redactions.clear()
+                    self._encoded_redactions[parts.redactions] = redactions
             # Column order of _MESSAGE_COLUMNS after the id.
             batch.messages.append(
                 (
@@ -794,6 +806,12 @@ class Writer:
                 ),
             )
         )
+        # _batch_full(), written out: this runs for every observation.
+        if (
+            len(batch.observations) + len(batch.connections) >= self.batch_size
+            or batch.bytes >= _FLUSH_BYTES
+        ):
+            self.flush()
 
     def flush(self) -> None:
         """Write everything added so far in one transaction (then it is durable)."""
