@@ -353,17 +353,29 @@ def bench_import(
 # --- driver ----------------------------------------------------------------------------
 
 
-def best(times: int, measure: Callable[[], Stage]) -> Stage:
-    """The fastest of ``times`` runs of a stage; a failed run is returned at once."""
-    kept: Stage | None = None
-    for _ in range(max(1, times)):
-        stage = measure()
-        if not stage.ok:
-            return stage
-        if kept is None or stage.seconds < kept.seconds:
-            kept = stage
-    assert kept is not None
-    kept.extra["runs"] = max(1, times)
+def best_in_rounds(
+    times: int, measures: dict[str, Callable[[], Stage]], log: Callable[[str], None]
+) -> dict[str, Stage]:
+    """The fastest of ``times`` runs of each stage, run in rounds (tshark, decode, import,
+    then again), so that a slow spell of a shared machine falls on every stage alike
+    rather than on whichever ran through it. A failed run ends its stage at once."""
+    kept: dict[str, Stage] = {}
+    failed: set[str] = set()
+    rounds = max(1, times)
+    for n in range(rounds):
+        for name, measure in measures.items():
+            if name in failed:
+                continue
+            log(f"{name} ..." if rounds == 1 else f"{name} (round {n + 1} of {rounds}) ...")
+            stage = measure()
+            if not stage.ok:
+                kept[name] = stage
+                failed.add(name)
+            elif name not in kept or stage.seconds < kept[name].seconds:
+                kept[name] = stage
+    for name, stage in kept.items():
+        if name not in failed:
+            stage.extra["runs"] = rounds
     return kept
 
 
@@ -484,8 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat",
         type=int,
         default=1,
-        help="run tshark, decode and the full import this many times and keep the fastest "
-        "(a busy machine only ever makes a run slower)",
+        help="run tshark, decode and the full import this many times, in rounds (one of "
+        "each, then again), and keep the fastest of each (a busy machine only ever makes a "
+        "run slower, and rounds spread a slow spell over all three)",
     )
     parser.add_argument("--decode-only", metavar="PCAP", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -513,26 +526,24 @@ def main(argv: list[str] | None = None) -> int:
             f"{sidecar['publish']:,} publish + {sidecar['deliver']:,} deliver"
         )
 
+        measures: dict[str, Callable[[], Stage]] = {}
         if "tshark" not in args.skip:
             if shutil.which("tshark"):
-                log("tshark ...")
-                stages["tshark"] = best(
-                    args.repeat, lambda: bench_tshark(pcap, tiny, sidecar["messages"], workdir)
+                measures["tshark"] = lambda: bench_tshark(
+                    pcap, tiny, sidecar["messages"], workdir
                 )
             else:
                 log("tshark not found: skipped")
         if "decode" not in args.skip:
-            log("busdoc decode ...")
-            stages["decode"] = best(args.repeat, lambda: bench_decode(pcap, sidecar))
+            measures["decode"] = lambda: bench_decode(pcap, sidecar)
         if "import" not in args.skip:
             startup = import_startup(tiny, workdir)
             for size in [n for n in rss_sizes if n < messages] if "rss" not in args.skip else []:
                 stages[f"import_{size}"] = bench_other_size(size, args.seed, workdir, startup, log)
-            log(f"busdoc import {messages:,} ...")
-            stages["import"] = best(
-                args.repeat, lambda: bench_import(pcap, sidecar, workdir, startup)
-            )
-            for size in [n for n in rss_sizes if n > messages] if "rss" not in args.skip else []:
+            measures["import"] = lambda: bench_import(pcap, sidecar, workdir, startup)
+        stages.update(best_in_rounds(args.repeat, measures, log))
+        if "import" not in args.skip and "rss" not in args.skip:
+            for size in [n for n in rss_sizes if n > messages]:
                 stages[f"import_{size}"] = bench_other_size(size, args.seed, workdir, startup, log)
     finally:
         if not keep:
