@@ -146,6 +146,31 @@ def _check_readable(path: str) -> None:
 ProgressHook = Callable[[int], None]
 
 
+@contextlib.contextmanager
+def _bulk_gc() -> Iterator[None]:
+    """Cyclic garbage collection tuned for a bulk import, restored afterwards.
+
+    An import makes no reference cycles of its own (a 100k-message import collects
+    about 600 objects in all), yet with the default thresholds the collector ran 700
+    times and took 5% of the import: young collections every 700 allocations, and full
+    ones walking every object loaded at start-up (SQLAlchemy, typer, rich) again and
+    again. Freezing moves what exists now out of the collector's sight, and a higher
+    first threshold makes the young collections rare; cycles are still collected, so
+    memory stays bounded.
+    """
+    old = gc.get_threshold()
+    frozen_by_caller = gc.get_freeze_count() > 0
+    gc.freeze()
+    gc.set_threshold(max(old[0], _BULK_GC_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        if not frozen_by_caller:  # a program that froze its own objects keeps them so
+            gc.unfreeze()
+
+
+@_bulk_gc()
 def import_captures(
     store: Store,
     paths: Sequence[str | os.PathLike[str]],
@@ -198,72 +223,47 @@ def import_captures(
 
     bar = _Progress(total_bytes if STDIN not in paths else None) if progress else None
     try:
-        with _bulk_gc():
-            for path, _ in plan:
-                result = results[path]
-                run = runs[path]
-                reader = open_capture(path)
-                try:
-                    if run is None:
-                        result.status = "already imported"
-                        try:
-                            for record in reader:
-                                decoder.feed(record)  # state only: its messages are stored
-                        except CaptureFormatError:
-                            pass  # reported when it was first imported
-                        continue
-                    with store.writer(run, redactor=redactor, max_body=max_body) as writer:
-                        try:
-                            for n, record in enumerate(reader):
-                                for item in decoder.feed(record):
-                                    _take(item, writer, result, summary)
-                                if bar and n % 256 == 0:
-                                    bar.update(reader.bytes_read)
-                            result.status = "imported"
-                        except CaptureFormatError as exc:
-                            # Keep everything decoded before the broken record.
-                            result.status = "failed"
-                            result.error = str(exc).removeprefix(f"{path}: ")
-                        if path == last_needed:
-                            for item in decoder.finish():
+        for path, _ in plan:
+            result = results[path]
+            run = runs[path]
+            reader = open_capture(path)
+            try:
+                if run is None:
+                    result.status = "already imported"
+                    try:
+                        for record in reader:
+                            decoder.feed(record)  # state only: its messages are stored
+                    except CaptureFormatError:
+                        pass  # reported when it was first imported
+                    continue
+                with store.writer(run, redactor=redactor, max_body=max_body) as writer:
+                    try:
+                        for n, record in enumerate(reader):
+                            for item in decoder.feed(record):
                                 _take(item, writer, result, summary)
-                    summary.messages += writer.messages
-                    result.truncated = reader.truncated
-                    result.bytes = reader.bytes_read
-                    store.finish_run(run, stats=_run_stats(result, decoder))
-                finally:
-                    if bar:
-                        bar.finish_file(reader.bytes_read)
-                    reader.close()
+                            if bar and n % 256 == 0:
+                                bar.update(reader.bytes_read)
+                        result.status = "imported"
+                    except CaptureFormatError as exc:
+                        # Keep everything decoded before the broken record.
+                        result.status = "failed"
+                        result.error = str(exc).removeprefix(f"{path}: ")
+                    if path == last_needed:
+                        for item in decoder.finish():
+                            _take(item, writer, result, summary)
+                summary.messages += writer.messages
+                result.truncated = reader.truncated
+                result.bytes = reader.bytes_read
+                store.finish_run(run, stats=_run_stats(result, decoder))
+            finally:
+                if bar:
+                    bar.finish_file(reader.bytes_read)
+                reader.close()
     finally:
         if bar:
             bar.close()
     summary.seconds = time.monotonic() - started
     return summary
-
-
-@contextlib.contextmanager
-def _bulk_gc() -> Iterator[None]:
-    """Cyclic garbage collection tuned for a bulk import, restored afterwards.
-
-    An import makes no reference cycles of its own (a 100k-message import collects
-    about 600 objects in all), yet with the default thresholds the collector ran 700
-    times and took 5% of the import: young collections every 700 allocations, and full
-    ones walking every object loaded at start-up (SQLAlchemy, typer, rich) again and
-    again. Freezing moves what exists now out of the collector's sight, and a higher
-    first threshold makes the young collections rare; cycles are still collected, so
-    memory stays bounded.
-    """
-    old = gc.get_threshold()
-    frozen_by_caller = gc.get_freeze_count() > 0
-    gc.freeze()
-    gc.set_threshold(max(old[0], _BULK_GC_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        if not frozen_by_caller:  # a program that froze its own objects keeps them so
-            gc.unfreeze()
 
 
 def _take(item: object, writer: Any, result: FileResult, summary: ImportSummary) -> None:
