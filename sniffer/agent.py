@@ -26,7 +26,11 @@ Gaps: the broker does not count what ``drop-head`` throws away. Every ``depth_in
 the agent passively re-declares its queue; when the ready messages times the mean trace
 body size reach 90% of the bound (RabbitMQ counts body bytes of ready messages against
 ``x-max-length-bytes``), a gap opens, and it closes at the first poll below. A lost
-connection is a gap too, from the moment it is noticed until the tap is back.
+connection is a gap too, from the moment it is noticed until the tap is back. Every
+``trace_check_interval`` the agent also reads the tracing switch back: another client's
+switch can undo ours (the broker does not serialise them, see ``tracing``), and an
+operator may turn it off. Tracing found off is turned on again and recorded as a gap from
+the last check that saw it on.
 
 Failures: while starting, a broker that is down, refuses the credentials, lacks the
 vhost or denies a permission is a ``BrokerError`` with one line (passwords masked). Once
@@ -69,6 +73,12 @@ log = logging.getLogger(__name__)
 Sink = Callable[[list[Record]], None]
 DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
 GAP_FILL_RATIO = 0.9
+GAP_REASONS = {
+    "queue_full": "trace queue full",
+    "disconnected": "disconnected",
+    "tracing_off": "tracing was off",
+}
+"""A gap's reason code and the words the CLI says it with."""
 
 _CONNECTION_ERRORS = (
     pika.exceptions.AMQPConnectionError,
@@ -89,8 +99,9 @@ class Gap:
     """The broker URL, password masked."""
     vhost: str
     reason: str
-    """``queue_full`` (the bound was reached, the broker dropped the oldest) or
-    ``disconnected`` (no connection, nothing traced reached us)."""
+    """``queue_full`` (the bound was reached, the broker dropped the oldest),
+    ``disconnected`` (no connection, nothing traced reached us) or ``tracing_off``
+    (tracing was found switched off, nothing was traced)."""
     start: float
     end: float | None = None
 
@@ -176,6 +187,8 @@ class _Tap:
     down_gap: Gap | None = None
     backoff: float = 0.0
     next_attempt: float = 0.0
+    traced_at: float = 0.0
+    """When tracing was last known to be on (epoch seconds)."""
 
     @property
     def masked(self) -> str:
@@ -207,6 +220,7 @@ class FirehoseAgent:
         batch_seconds: float = 0.2,
         prefetch: int = 2000,
         depth_interval: float = 1.0,
+        trace_check_interval: float = 10.0,
         reconnect_max: float = 30.0,
         ssl_options: pika.SSLOptions | None = None,
         queue: str | None = None,
@@ -225,6 +239,8 @@ class FirehoseAgent:
         self._batch_seconds = batch_seconds
         self._prefetch = prefetch
         self._depth_interval = depth_interval
+        self._trace_check_interval = trace_check_interval
+        self._last_trace_check = time.monotonic()
         self._reconnect_max = reconnect_max
         self._seen: set[tuple[str, str | None, str | None, str | None]] = set()
         self._orphans: list[tuple[int, Any, Any, bytes, float]] = []
@@ -328,6 +344,8 @@ class FirehoseAgent:
             now = time.monotonic()
             if now - self._last_depth >= self._depth_interval:
                 self._poll_depths()
+            if now - self._last_trace_check >= self._trace_check_interval:
+                self._check_tracing()
             if self._status is not None and now - last_status >= self._status_interval:
                 rate = (self.total - last_total) / (now - last_status)
                 last_status, last_total = now, self.total
@@ -416,6 +434,30 @@ class FirehoseAgent:
             tap.depth = ok.method.message_count
             self._check_bound(tap, time.time())
 
+    def _check_tracing(self) -> None:
+        """Turn tracing back on where it went off behind our back, and record the gap."""
+        self._last_trace_check = time.monotonic()
+        for tap in self.taps:
+            if tap.connection is None or tap.state is None or tap.state.method == "assume":
+                continue
+            checked = time.time()
+            try:
+                if tap.control.is_on(tap.vhost):
+                    tap.traced_at = checked
+                    continue
+                log.warning("tracing for vhost %s on %s was switched off; turning it on again",
+                            tap.vhost, tap.masked)
+                state = tap.control.enable(tap.vhost)
+            except (BrokerError, OSError) as e:
+                log.warning("could not check tracing for vhost %s on %s: %s",
+                            tap.vhost, tap.masked, e)
+                continue
+            tap.state = replace(tap.state, turned_on=tap.state.turned_on or state.turned_on)
+            now = time.time()
+            self._close_gap(Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off",
+                                start=tap.traced_at, end=now))
+            tap.traced_at = now
+
     def _check_bound(self, tap: _Tap, now: float) -> None:
         full = tap.depth * tap.mean_body >= GAP_FILL_RATIO * self._max_queue_bytes
         if full and tap.full_gap is None:
@@ -487,6 +529,7 @@ class FirehoseAgent:
             else:
                 tap.state = replace(tap.state, turned_on=tap.state.turned_on or state.turned_on)
             channel.basic_consume(tap.queue, self._on_message(tap), auto_ack=False)
+            tap.traced_at = time.time()
         except BaseException:
             _close_quietly(connection)
             raise
@@ -596,7 +639,7 @@ def _gap_notice(gap: Gap) -> Notice:
     """A gap travels to the sink as a ``Notice`` so it is stored with the capture run."""
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(gap.start))
     end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(gap.end or gap.start))
-    reason = "trace queue full" if gap.reason == "queue_full" else "disconnected"
+    reason = GAP_REASONS.get(gap.reason, gap.reason)
     return Notice(
         code=f"firehose_gap_{gap.reason}",
         message=f"{reason}, messages may be missing: vhost {gap.vhost} on {gap.url} "
@@ -631,5 +674,6 @@ def _close_quietly(connection: pika.BlockingConnection) -> None:
 
 
 __all__ = [
-    "AgentStatus", "FirehoseAgent", "Gap", "Sink", "StatusLines", "DEFAULT_MAX_QUEUE_BYTES",
+    "AgentStatus", "FirehoseAgent", "Gap", "GAP_REASONS", "Sink", "StatusLines",
+    "DEFAULT_MAX_QUEUE_BYTES",
 ]

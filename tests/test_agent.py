@@ -363,7 +363,9 @@ def test_agent_reconnects_reenables_tracing_and_records_the_gap() -> None:
     with temp_vhost() as vhost:
         sink = Collector()
         stop = threading.Event()
-        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop)
+        # No tracing check in the window between trace_off and the dropped connection.
+        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
+                              trace_check_interval=3600)
         runner = AgentThread(agent).start()
         runner.wait_capturing(vhost)
         conn = connect(vhost)
@@ -389,6 +391,39 @@ def test_agent_reconnects_reenables_tracing_and_records_the_gap() -> None:
             isinstance(r, Notice) and r.code == "firehose_gap_disconnected" for r in sink.records
         )
         assert not tracing_on(vhost)
+
+
+def test_agent_turns_tracing_back_on_and_records_the_gap() -> None:
+    """Another client's switch can undo ours (the broker does not serialise them)."""
+    with temp_vhost() as vhost:
+        sink = Collector()
+        stop = threading.Event()
+        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
+                              trace_check_interval=0.2)
+        runner = AgentThread(agent).start()
+        runner.wait_capturing(vhost)
+        conn = connect(vhost)
+        conn.channel().basic_publish("amq.topic", "before", b"before")
+        assert wait_until(lambda: len(sink.observations()) == 1)
+
+        rabbitmqctl("trace_off", "-p", vhost)
+        assert wait_until(lambda: any(g.reason == "tracing_off" for g in agent.gaps))
+        assert tracing_on(vhost)
+        conn.channel().basic_publish("amq.topic", "after", b"after")
+        assert wait_until(lambda: len(sink.observations()) == 2)
+        conn.close()
+        stop.set()
+        runner.join()
+
+        assert [o.body for o in sink.observations()] == [b"before", b"after"]
+        (gap,) = agent.gaps
+        assert gap.reason == "tracing_off" and gap.end is not None and gap.end > gap.start
+        (notice,) = [r for r in sink.records if isinstance(r, Notice)]
+        assert notice.code == "firehose_gap_tracing_off"
+        assert notice.message.startswith(
+            f"tracing was off, messages may be missing: vhost {vhost}"
+        )
+        assert not tracing_on(vhost)  # it was ours, so it goes off again
 
 
 AGENT_SCRIPT = """

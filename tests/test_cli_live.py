@@ -440,7 +440,9 @@ def test_gap_lines_name_run_reason_vhost_and_span() -> None:
     class Run:
         id = 7
         stats = {"gaps": [{"url": "amqp://u:***@h/", "vhost": "nova", "reason": "queue_full",
-                           "start": 1767225600.0, "end": 1767225660.0}]}
+                           "start": 1767225600.0, "end": 1767225660.0},
+                          {"url": "amqp://u:***@h/", "vhost": "nova", "reason": "tracing_off",
+                           "start": 1767225600.0, "end": None}]}
 
     class Other:
         id = 8
@@ -448,7 +450,9 @@ def test_gap_lines_name_run_reason_vhost_and_span() -> None:
 
     assert gap_lines([Run(), Other()]) == [
         "run 7: gap (trace queue full) in vhost nova on amqp://u:***@h/ from "
-        "2026-01-01 00:00:00Z to 2026-01-01 00:01:00Z: messages may be missing"
+        "2026-01-01 00:00:00Z to 2026-01-01 00:01:00Z: messages may be missing",
+        "run 7: gap (tracing was off) in vhost nova on amqp://u:***@h/ from "
+        "2026-01-01 00:00:00Z to ?: messages may be missing",
     ]
 
 

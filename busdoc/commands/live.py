@@ -314,6 +314,7 @@ class _StatusDisplay:
 
 def gap_lines(runs: list[Any]) -> list[str]:
     """One line per recorded gap of the given capture runs (``RunInfo``), for ``stats``."""
+    from busdoc.sniffer.agent import GAP_REASONS
 
     def when(t: float | None) -> str:
         return "?" if t is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t))
@@ -321,7 +322,7 @@ def gap_lines(runs: list[Any]) -> list[str]:
     lines = []
     for run in runs:
         for gap in run.stats.get("gaps", []) or []:
-            reason = "trace queue full" if gap.get("reason") == "queue_full" else "disconnected"
+            reason = GAP_REASONS.get(gap.get("reason", ""), gap.get("reason"))
             lines.append(
                 f"run {run.id}: gap ({reason}) in vhost {gap.get('vhost')} on {gap.get('url')} "
                 f"from {when(gap.get('start'))} to {when(gap.get('end'))}: messages may be missing"
