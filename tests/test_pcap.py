@@ -197,6 +197,75 @@ def test_records_straddling_read_chunks_are_reassembled(monkeypatch: pytest.Monk
     assert not reader.truncated
 
 
+@pytest.mark.parametrize("chunk", [1, 5, 15, 16, 17, 23, 37, 100])
+def test_every_cut_of_a_capture_read_in_small_chunks(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Wherever the stream ends and however the chunks fall (record headers and data
+    across one or several chunk boundaries): the complete records, and truncated exactly
+    when the end is not on a record boundary."""
+    monkeypatch.setattr(pcap, "CHUNK_SIZE", chunk)
+    packets = [(i, i, bytes([i + 1]) * n, n) for i, n in enumerate([0, 3, 40, 1, 0, 21])]
+    data = pcap_file(packets)
+    ends, at = [], 24
+    for p in packets:
+        at += 16 + len(p[2])
+        ends.append(at)
+    for cut in range(24, len(data) + 1):
+        reader, records = read_all(data[:cut])
+        complete = sum(1 for e in ends if e <= cut)
+        assert [r.data for r in records] == [p[2] for p in packets[:complete]], cut
+        assert [r.time for r in records] == [p[0] + p[1] / 1e6 for p in packets[:complete]]
+        assert reader.truncated == (cut not in (24, *ends)), cut
+
+
+@pytest.mark.parametrize("chunk", [30, 33, 36, 39, 1 << 20])
+def test_impossible_record_length_names_its_offset_wherever_the_chunks_fall(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(pcap, "CHUNK_SIZE", chunk)
+    data = pcap_file(PACKETS[:1]) + struct.pack("<IIII", 1, 0, pcap.MAX_RECORD + 1, 0)
+
+    with pytest.raises(CaptureFormatError, match=f"impossible record length "
+                       f"{pcap.MAX_RECORD + 1} at offset {24 + 16 + 60}$"):
+        read_all(data + b"x" * 64)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 12, 13, 29, 64])
+def test_every_cut_of_a_pcapng_read_in_small_chunks(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(pcap, "CHUNK_SIZE", chunk)
+    payloads = [b"", b"a" * 3, b"b" * 40, b"c", b"d" * 21]
+    blocks = [shb("<"), idb("<", 1, tsresol=3)]
+    blocks += [epb("<", 0, 1000 + i, data) for i, data in enumerate(payloads[:3])]
+    blocks += [spb("<", payloads[3]), obsolete_pb("<", 0, 2000, payloads[4])]
+    data = b"".join(blocks)
+    ends, at = [], 0
+    for b in blocks:
+        at += len(b)
+        ends.append(at)
+    packet_ends = ends[2:]
+    for cut in range(4, len(data) + 1):  # the first 4 bytes tell the format
+        reader, records = read_all(data[:cut])
+        complete = sum(1 for e in packet_ends if e <= cut)
+        assert [r.data for r in records] == payloads[:complete], cut
+        assert reader.truncated == (cut not in ends), cut
+
+
+@pytest.mark.parametrize("chunk", [50, 60, 70, 1 << 20])
+def test_pcapng_error_offsets_are_the_blocks_wherever_the_chunks_fall(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(pcap, "CHUNK_SIZE", chunk)
+    head = shb("<") + idb("<", 1)
+    data = head + epb("<", 0, 1, b"x" * 8) + epb("<", 3, 2, b"y" * 40)
+
+    with pytest.raises(CaptureFormatError, match=f"undescribed interface 3 at offset "
+                       f"{len(head) + len(epb('<', 0, 1, b'x' * 8))}$"):
+        read_all(data)
+
+
 def test_reader_accepts_streams_returning_one_byte_per_read() -> None:
     data = pcap_file(PACKETS)
     _, records = read_all(data, piece=1)
