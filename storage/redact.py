@@ -276,6 +276,9 @@ class Redactor:
         joined = "|".join(f"(?:{r})" for r in self.rules) or r"(?!x)x"
         self._key = re.compile(joined, re.IGNORECASE)
         self._key_cache: dict[str, bool] = {}
+        self._plain_keys: set[str] = set()
+        """Keys known not to be secret: a mapping made of them only is passed in one
+        C-level ``issuperset`` (see ``_keys_mapping``)."""
         self._shapes: dict[tuple[Any, str, str | None, str | None], Redaction] = {}
         self._formats: dict[str, str | None] = {}
         self._dominant = 1 << 62
@@ -452,7 +455,10 @@ class Redactor:
             except (ValueError, RecursionError):
                 return self._redact_opaque(plain, found)
         try:
-            new = self._walk(doc, "", found)
+            if b"\\" in plain or b"://" in plain:
+                new = self._walk(doc, "", found)
+            else:
+                new = self._keys_only(doc, "", found)
         except RecursionError:
             return self._redact_opaque(plain, found)
         if new is _NO_CHANGE:
@@ -481,6 +487,8 @@ class Redactor:
             hit = self._key.search(key) is not None
             if len(self._key_cache) < _KEY_CACHE:
                 self._key_cache[key] = hit
+                if not hit:
+                    self._plain_keys.add(key)
         return hit
 
     def _walk(self, value: Any, path: Any, found: list[Redaction]) -> Any:
@@ -574,6 +582,80 @@ class Redactor:
             changed[key] = new
         return _NO_CHANGE if changed is None else changed
 
+    # -- the walk of a document whose text holds no backslash and no "://" -----------------
+    #
+    # In such a text no string, at any depth, can need redaction: a URL with credentials
+    # needs "://" (or "\/" escapes), and a string holding a JSON document with a string
+    # or a key in it needs escaped quotes. Only keys are left to check: strings are passed
+    # without a look, and a mapping whose keys are all known plain in one C-level
+    # ``issuperset``. Keys and values are otherwise decided as ``_walk_mapping`` decides
+    # them, in the same order (tests/test_redact_keys_only.py holds the two walks equal).
+
+    def _keys_only(self, doc: Any, path: Any, found: list[Redaction]) -> Any:
+        kind = type(doc)
+        if kind is dict:
+            return self._keys_mapping(doc, path, found)
+        if kind is list:
+            return self._keys_sequence(doc, path, found)
+        return _NO_CHANGE  # a bare string or number
+
+    def _keys_mapping(self, value: dict[str, Any], path: Any, found: list[Redaction]) -> Any:
+        changed: dict[str, Any] | None = None
+        if self._plain_keys.issuperset(value):
+            for key, item in value.items():
+                kind = type(item)
+                if kind is dict:
+                    new = self._keys_mapping(item, (path, key), found)
+                elif kind is list:
+                    new = self._keys_sequence(item, (path, key), found)
+                else:
+                    continue
+                if new is not _NO_CHANGE:
+                    if changed is None:
+                        changed = dict(value)
+                    changed[key] = new
+            return _NO_CHANGE if changed is None else changed
+        cache = self._key_cache
+        for key, item in value.items():
+            # Decided for every key, so that keys with null or boolean values are learnt
+            # as plain too and the mapping takes the short way next time.
+            secret = cache.get(key)
+            if secret is None:
+                secret = self._is_secret_key(str(key))
+            kind = type(item)
+            if item is None or kind is bool:
+                continue  # nothing secret in them, whatever the key says
+            if secret:
+                new: Any = REDACTED
+                self._record((path, key), item, found)
+            elif kind is dict:
+                new = self._keys_mapping(item, (path, key), found)
+            elif kind is list:
+                new = self._keys_sequence(item, (path, key), found)
+            else:
+                continue
+            if new is not _NO_CHANGE:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = new
+        return _NO_CHANGE if changed is None else changed
+
+    def _keys_sequence(self, value: list[Any], path: Any, found: list[Redaction]) -> Any:
+        changed: list[Any] | None = None
+        for i, item in enumerate(value):
+            kind = type(item)
+            if kind is dict:
+                new = self._keys_mapping(item, (path, i), found)
+            elif kind is list:
+                new = self._keys_sequence(item, (path, i), found)
+            else:
+                continue
+            if new is not _NO_CHANGE:
+                if changed is None:
+                    changed = list(value)
+                changed[i] = new
+        return _NO_CHANGE if changed is None else changed
+
     def _record(self, path: Any, value: Any, found: list[Redaction]) -> None:
         """Add the shape hint of ``value``: one ``Redaction`` per distinct path and shape,
         made once (an oslo context carries its token at the same path in every call)."""
@@ -623,7 +705,10 @@ class Redactor:
                     inner = None
             kind = type(inner)
             if kind is dict or kind is list:  # what both JSON parsers make
-                new = self._walk(inner, path, found)
+                if "\\" in value or "://" in value:
+                    new = self._walk(inner, path, found)
+                else:
+                    new = self._keys_only(inner, path, found)
                 return new if new is _NO_CHANGE else dumps(new).decode()
         if "://" in value:
             new_text = _URL_CREDS.sub(_url_sub, value)
