@@ -375,10 +375,17 @@ class Store:
         def where(table: Any) -> Any:
             return table.c.run_id == run_id if run_id is not None else true()
 
+        # One pass over the messages for all three counts: the flags sit in the rows,
+        # beside the bodies, so each extra pass reads every body page again.
+        total, truncated, redacted = conn.execute(
+            select(
+                func.count(),
+                func.count().filter(m.c.truncated.is_(True)),
+                func.count().filter(m.c.redactions.is_not(None)),
+            ).where(where(m))
+        ).one()
         counts = {
-            "messages": conn.execute(
-                select(func.count()).select_from(m).where(where(m))
-            ).scalar_one(),
+            "messages": total,
             "observations": 0,
             "publishes": 0,
             "deliveries": 0,
@@ -405,12 +412,8 @@ class Store:
         counts["connections"] = conn.execute(
             select(func.count()).select_from(c).where(where(c))
         ).scalar_one()
-        counts["truncated"] = conn.execute(
-            select(func.count()).select_from(m).where(where(m), m.c.truncated.is_(True))
-        ).scalar_one()
-        counts["redacted_messages"] = conn.execute(
-            select(func.count()).select_from(m).where(where(m), m.c.redactions.is_not(None))
-        ).scalar_one()
+        counts["truncated"] = truncated
+        counts["redacted_messages"] = redacted
         return counts
 
     def runs(self) -> list[RunInfo]:
