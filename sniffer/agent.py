@@ -299,6 +299,8 @@ class FirehoseAgent:
                 self._start_tap(tap)
             self._loop()
             self._flush()
+            self._end_gaps()
+            self._flush()  # their notices
             if self._status is not None:
                 self._status(self._snapshot(0.0))
         except BaseException:
@@ -467,6 +469,18 @@ class FirehoseAgent:
         elif not full and tap.full_gap is not None:
             self._close_gap(replace(tap.full_gap, end=now))
             tap.full_gap = None
+
+    def _end_gaps(self) -> None:
+        """End the gaps still open when the run ends, with notices the sink still takes
+        (``_shutdown`` only records them, for a run that ends in an error)."""
+        now = time.time()
+        for tap in self.taps:
+            if tap.full_gap is not None:
+                self._close_gap(replace(tap.full_gap, end=now))
+                tap.full_gap = None
+            if tap.down_gap is not None:
+                self._close_gap(replace(tap.down_gap, end=now))
+                tap.down_gap = None
 
     def _close_gap(self, gap: Gap) -> None:
         self.gaps.append(gap)

@@ -426,6 +426,26 @@ def test_agent_turns_tracing_back_on_and_records_the_gap() -> None:
         assert not tracing_on(vhost)  # it was ours, so it goes off again
 
 
+def test_a_gap_still_open_when_the_run_ends_reaches_the_sink() -> None:
+    with temp_vhost() as vhost:
+        sink = Collector()
+        stop = threading.Event()
+        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
+                              trace_check_interval=3600)
+        runner = AgentThread(agent).start()
+        runner.wait_capturing(vhost)
+        rabbitmqctl("clear_permissions", "-p", vhost, "guest")  # no way back in
+        assert close_connections_named(vhost, "busdoc firehose agent") == 1
+        assert wait_until(lambda: agent.status().connected == 0)
+        stop.set()
+        runner.join()
+
+    (gap,) = agent.gaps
+    assert gap.reason == "disconnected" and gap.end is not None and gap.end >= gap.start
+    (notice,) = [r for r in sink.records if isinstance(r, Notice)]
+    assert notice.code == "firehose_gap_disconnected"
+
+
 AGENT_SCRIPT = """
 import json, sys
 from busdoc.sniffer.agent import FirehoseAgent
