@@ -47,7 +47,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
-	$(BIN)/python bench/bench_pcap.py
+	$(BIN)/python bench/bench_pcap.py --repeat 5
 	$(BIN)/python bench/bench_infer.py
 
 clean:
