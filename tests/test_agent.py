@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import pika
 import pytest
@@ -31,7 +32,7 @@ from brokerutil import (
 )
 
 from busdoc.errors import BrokerError
-from busdoc.sniffer.agent import AgentStatus, FirehoseAgent
+from busdoc.sniffer.agent import GAP_REASONS, AgentStatus, FirehoseAgent
 from busdoc.sniffer.records import ConnectionInfo, Notice, Observation
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
@@ -359,55 +360,43 @@ def test_user_without_permission_is_a_broker_error() -> None:
         assert "limitedpw" not in message
 
 
-def test_agent_reconnects_reenables_tracing_and_records_the_gap() -> None:
-    with temp_vhost() as vhost:
-        sink = Collector()
-        stop = threading.Event()
+def drop_connection_and_tracing(vhost: str, agent: FirehoseAgent, runner: AgentThread) -> None:
+    """What a node restart does: tracing forgotten, connections dropped."""
+    rabbitmqctl("trace_off", "-p", vhost)
+    assert close_connections_named(vhost, "busdoc firehose agent") == 1
+    assert wait_until(lambda: any(g.reason == "disconnected" for g in agent.gaps))
+    runner.wait_capturing(vhost)
+
+
+def switch_tracing_off(vhost: str, agent: FirehoseAgent, runner: AgentThread) -> None:
+    """What another client's switch can do to ours (the broker does not serialise them)."""
+    rabbitmqctl("trace_off", "-p", vhost)
+    assert wait_until(lambda: any(g.reason == "tracing_off" for g in agent.gaps))
+
+
+@pytest.mark.parametrize(
+    ("disrupt", "reason", "check_every"),
+    [
         # No tracing check in the window between trace_off and the dropped connection.
-        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
-                              trace_check_interval=3600)
-        runner = AgentThread(agent).start()
-        runner.wait_capturing(vhost)
-        conn = connect(vhost)
-        conn.channel().basic_publish("amq.topic", "before", b"before")
-        assert wait_until(lambda: len(sink.observations()) == 1)
-
-        # What a node restart does: tracing forgotten, connections dropped.
-        rabbitmqctl("trace_off", "-p", vhost)
-        assert close_connections_named(vhost, "busdoc firehose agent") == 1
-        assert wait_until(lambda: any(g.reason == "disconnected" for g in agent.gaps))
-        runner.wait_capturing(vhost)
-        assert tracing_on(vhost)
-        conn.channel().basic_publish("amq.topic", "after", b"after")
-        assert wait_until(lambda: len(sink.observations()) == 2)
-        conn.close()
-        stop.set()
-        runner.join()
-
-        assert [o.body for o in sink.observations()] == [b"before", b"after"]
-        (gap,) = agent.gaps
-        assert gap.end is not None and gap.end > gap.start
-        assert any(
-            isinstance(r, Notice) and r.code == "firehose_gap_disconnected" for r in sink.records
-        )
-        assert not tracing_on(vhost)
-
-
-def test_agent_turns_tracing_back_on_and_records_the_gap() -> None:
-    """Another client's switch can undo ours (the broker does not serialise them)."""
+        (drop_connection_and_tracing, "disconnected", 3600.0),
+        (switch_tracing_off, "tracing_off", 0.2),
+    ],
+)
+def test_agent_recovers_turns_tracing_back_on_and_records_the_gap(
+    disrupt: Callable[[str, FirehoseAgent, AgentThread], None], reason: str, check_every: float
+) -> None:
     with temp_vhost() as vhost:
         sink = Collector()
         stop = threading.Event()
         agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
-                              trace_check_interval=0.2)
+                              trace_check_interval=check_every)
         runner = AgentThread(agent).start()
         runner.wait_capturing(vhost)
         conn = connect(vhost)
         conn.channel().basic_publish("amq.topic", "before", b"before")
         assert wait_until(lambda: len(sink.observations()) == 1)
 
-        rabbitmqctl("trace_off", "-p", vhost)
-        assert wait_until(lambda: any(g.reason == "tracing_off" for g in agent.gaps))
+        disrupt(vhost, agent, runner)
         assert tracing_on(vhost)
         conn.channel().basic_publish("amq.topic", "after", b"after")
         assert wait_until(lambda: len(sink.observations()) == 2)
@@ -417,11 +406,11 @@ def test_agent_turns_tracing_back_on_and_records_the_gap() -> None:
 
         assert [o.body for o in sink.observations()] == [b"before", b"after"]
         (gap,) = agent.gaps
-        assert gap.reason == "tracing_off" and gap.end is not None and gap.end > gap.start
+        assert gap.reason == reason and gap.end is not None and gap.end > gap.start
         (notice,) = [r for r in sink.records if isinstance(r, Notice)]
-        assert notice.code == "firehose_gap_tracing_off"
+        assert notice.code == f"firehose_gap_{reason}"
         assert notice.message.startswith(
-            f"tracing was off, messages may be missing: vhost {vhost}"
+            f"{GAP_REASONS[reason]}, messages may be missing: vhost {vhost}"
         )
         assert not tracing_on(vhost)  # it was ours, so it goes off again
 
