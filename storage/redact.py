@@ -140,6 +140,9 @@ _MIN_ALPHABET_ONLY = 32
 characters up, where no human password lives and the alphabet narrows nothing."""
 _SCALARS = frozenset({bool, int, float})
 _WHITESPACE = frozenset(" \t\r\n")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_WITHHELD = orjson.dumps(REDACTED)
+"""What is stored for a JSON document too deep to walk or to write back whole."""
 _JSON_HEADS = frozenset("{[ \t\r\n")
 _KEY_CACHE = 4096
 _SHAPE_CACHE = 4096
@@ -327,7 +330,11 @@ class Redactor:
                 return True
         if find(b"://") >= 0 or _JSON_ESCAPE_B.search(raw) is not None:
             return True
-        return self._pattern_b is not None and self._pattern_b.search(raw) is not None
+        if self._pattern_b is not None and self._pattern_b.search(raw) is not None:
+            return True
+        # UTF-16 and UTF-32 JSON, which Python's json reads, puts NUL bytes beside every
+        # ASCII letter: none of the searches above can see a key in it.
+        return _raw_wide(raw)
 
     def _may_hit_str(self, text: str) -> bool:
         low = text.lower()
@@ -444,35 +451,47 @@ class Redactor:
 
     def _redact_plain(self, plain: bytes, found: list[Redaction]) -> bytes:
         self._dominant = len(plain) // 2
+        # Only for UTF-8, which orjson alone reads: its raw bytes show every "\\" and "://".
+        keys_only = b"\\" not in plain and b"://" not in plain
         try:
             doc = orjson.loads(plain)
             dumps: Callable[[Any], bytes] = _orjson_dumps
         except orjson.JSONDecodeError:
-            # Python's json writes NaN and >64-bit integers, which orjson refuses.
+            # Python's json reads NaN, >64-bit integers and UTF-16/32, which orjson refuses.
+            keys_only = False
             try:
                 doc = json.loads(plain)
                 dumps = _stdlib_dumps
-            except (ValueError, RecursionError):
+            except RecursionError:
+                return self._withhold(plain, found)
+            except ValueError:
                 return self._redact_opaque(plain, found)
         try:
-            if b"\\" in plain or b"://" in plain:
-                new = self._walk(doc, "", found)
-            else:
-                new = self._keys_only(doc, "", found)
+            new = self._keys_only(doc, "", found) if keys_only else self._walk(doc, "", found)
         except RecursionError:
-            return self._redact_opaque(plain, found)
+            return self._withhold(plain, found)
         if new is _NO_CHANGE:
             return plain
-        return dumps(new)
+        out = _write_back(new, dumps)
+        return self._withhold(plain, found) if out is None else out
+
+    def _withhold(self, plain: bytes, found: list[Redaction]) -> bytes:
+        """A JSON document nested too deep to walk or to write back: a secret may sit
+        anywhere in it, so none of it is kept."""
+        head = plain.lstrip()[:1]
+        kind = "array" if head == b"[" else "object" if head == b"{" else "string"
+        found.append(Redaction(path="", json_type=kind, length_class=length_class(len(plain))))
+        return _WITHHELD
 
     def _redact_opaque(self, plain: bytes, found: list[Redaction]) -> bytes:
+        encoding = "utf-8"
+        if _raw_wide(plain):
+            encoding = json.detect_encoding(plain)
         try:
-            text = plain.decode()
+            text = plain.decode(encoding)
         except UnicodeDecodeError:
             text = plain.decode("latin-1")
             encoding = "latin-1"
-        else:
-            encoding = "utf-8"
         new, count = _URL_CREDS.subn(_url_sub, text)
         if count and new != text:
             found.append(
@@ -701,7 +720,10 @@ class Redactor:
                 try:
                     inner = json.loads(value)
                     dumps = _stdlib_dumps
-                except (ValueError, RecursionError):
+                except RecursionError:  # too deep to look into: none of it is kept
+                    self._record(path, value, found)
+                    return REDACTED
+                except ValueError:
                     inner = None
             kind = type(inner)
             if kind is dict or kind is list:  # what both JSON parsers make
@@ -709,7 +731,13 @@ class Redactor:
                     new = self._walk(inner, path, found)
                 else:
                     new = self._keys_only(inner, path, found)
-                return new if new is _NO_CHANGE else dumps(new).decode()
+                if new is _NO_CHANGE:
+                    return new
+                out = _write_back(new, dumps)
+                if out is None:
+                    self._record(path, value, found)
+                    return REDACTED
+                return out.decode()
         if "://" in value:
             new_text = _URL_CREDS.sub(_url_sub, value)
             if new_text != value:
@@ -782,6 +810,23 @@ def _unanchor(rule: str) -> str:
     if rule.endswith("$") and not rule.endswith("\\$"):
         rule = rule[:-1]
     return rule
+
+
+def _raw_wide(raw: bytes) -> bool:
+    """Whether ``raw`` starts as UTF-16 or UTF-32 text would (a NUL byte or a BOM)."""
+    return raw[:4].find(b"\x00") >= 0 or raw[:2] in _UTF16_BOMS
+
+
+def _write_back(doc: Any, dumps: Callable[[Any], bytes]) -> bytes | None:
+    """``dumps(doc)``; Python's json where orjson's nesting limit (254) stops it; None
+    when neither can write it."""
+    try:
+        return dumps(doc)
+    except (TypeError, ValueError, RecursionError):  # orjson.JSONEncodeError is a TypeError
+        try:
+            return _stdlib_dumps(doc)
+        except (TypeError, ValueError, RecursionError):
+            return None
 
 
 def _orjson_dumps(doc: Any) -> bytes:
