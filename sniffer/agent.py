@@ -189,6 +189,8 @@ class _Tap:
     next_attempt: float = 0.0
     traced_at: float = 0.0
     """When tracing was last known to be on (epoch seconds)."""
+    off_since: float | None = None
+    """Tracing was found off and is not known to be back on: the open gap's start."""
 
     @property
     def masked(self) -> str:
@@ -300,7 +302,9 @@ class FirehoseAgent:
             self._loop()
             self._flush()
             self._end_gaps()
-            self._flush()  # their notices
+            if self._notices:  # theirs, without another depth poll that could open one
+                self._sink(list(self._notices))
+                self._notices.clear()
             if self._status is not None:
                 self._status(self._snapshot(0.0))
         except BaseException:
@@ -444,21 +448,32 @@ class FirehoseAgent:
                 continue
             checked = time.time()
             try:
-                if tap.control.is_on(tap.vhost):
-                    tap.traced_at = checked
-                    continue
-                log.warning("tracing for vhost %s on %s was switched off; turning it on again",
-                            tap.vhost, tap.masked)
-                state = tap.control.enable(tap.vhost)
-            except (BrokerError, OSError) as e:
+                if not tap.control.is_on(tap.vhost):
+                    if tap.off_since is None:
+                        tap.off_since = tap.traced_at
+                        log.warning("tracing for vhost %s on %s was switched off; turning it "
+                                    "on again", tap.vhost, tap.masked)
+                    state = tap.control.enable(tap.vhost)
+                    tap.state = replace(
+                        tap.state, turned_on=tap.state.turned_on or state.turned_on
+                    )
+            except Exception as e:  # noqa: BLE001 - a failed check must not end the capture
+                # Found off and not turned on again: the gap stays open for the next try.
                 log.warning("could not check tracing for vhost %s on %s: %s",
                             tap.vhost, tap.masked, e)
                 continue
-            tap.state = replace(tap.state, turned_on=tap.state.turned_on or state.turned_on)
-            now = time.time()
-            self._close_gap(Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off",
-                                start=tap.traced_at, end=now))
-            tap.traced_at = now
+            if tap.off_since is None:
+                tap.traced_at = checked
+            else:
+                self._tracing_back(tap)
+
+    def _tracing_back(self, tap: _Tap) -> None:
+        """Tracing is known to be on again: the gap since it was found off ends now."""
+        now = time.time()
+        self._close_gap(Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off",
+                            start=tap.off_since or tap.traced_at, end=now))
+        tap.off_since = None
+        tap.traced_at = now
 
     def _check_bound(self, tap: _Tap, now: float) -> None:
         full = tap.depth * tap.mean_body >= GAP_FILL_RATIO * self._max_queue_bytes
@@ -481,6 +496,10 @@ class FirehoseAgent:
             if tap.down_gap is not None:
                 self._close_gap(replace(tap.down_gap, end=now))
                 tap.down_gap = None
+            if tap.off_since is not None:
+                self._close_gap(Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off",
+                                    start=tap.off_since, end=now))
+                tap.off_since = None
 
     def _close_gap(self, gap: Gap) -> None:
         self.gaps.append(gap)
@@ -543,11 +562,13 @@ class FirehoseAgent:
             else:
                 tap.state = replace(tap.state, turned_on=tap.state.turned_on or state.turned_on)
             channel.basic_consume(tap.queue, self._on_message(tap), auto_ack=False)
-            tap.traced_at = time.time()
         except BaseException:
             _close_quietly(connection)
             raise
         tap.connection, tap.channel = connection, channel
+        if tap.off_since is not None:  # found off before the connection was lost
+            self._tracing_back(tap)
+        tap.traced_at = time.time()
         log.info("capturing vhost %s on %s (tracing: %s)", tap.vhost, tap.masked, tap.state.method)
 
     def _lost(self, tap: _Tap, error: BaseException) -> None:
@@ -594,6 +615,10 @@ class FirehoseAgent:
             if tap.down_gap is not None:
                 self.gaps.append(replace(tap.down_gap, end=now))
                 tap.down_gap = None
+            if tap.off_since is not None:
+                self.gaps.append(Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off",
+                                     start=tap.off_since, end=now))
+                tap.off_since = None
             if tap.connection is not None:
                 _close_quietly(tap.connection)
                 tap.connection = tap.channel = None
@@ -618,7 +643,8 @@ class FirehoseAgent:
             total=self.total,
             rate=rate,
             gaps=len(self.gaps) + sum(
-                1 for t in self.taps if t.full_gap is not None or t.down_gap is not None
+                (t.full_gap is not None) + (t.down_gap is not None) + (t.off_since is not None)
+                for t in self.taps
             ),
             queued=sum(t.depth for t in self.taps),
             pending=self._pending_count(),

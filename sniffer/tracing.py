@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import shutil
 import socket
@@ -284,7 +285,15 @@ class TracingControl:
                     f"API of {self._masked} (needs the administrator tag)"
                 ) from e
             raise _HttpError(e.code, f"{verb} {path}: HTTP {e.code}") from e
-        return json.loads(payload) if payload else None
+        except http.client.HTTPException as e:  # a reply cut short or malformed
+            raise BrokerError(f"management API of {self._masked}: {verb} {path}: {e!r}") from e
+        try:
+            return json.loads(payload) if payload else None
+        except ValueError as e:
+            raise BrokerError(
+                f"management API of {self._masked}: {verb} {path} answered something "
+                "that is not JSON"
+            ) from e
 
     def _ctl(self, *args: str) -> str:
         try:

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pika
 import pytest
@@ -413,6 +414,43 @@ def test_agent_recovers_turns_tracing_back_on_and_records_the_gap(
             f"{GAP_REASONS[reason]}, messages may be missing: vhost {vhost}"
         )
         assert not tracing_on(vhost)  # it was ours, so it goes off again
+
+
+def test_tracing_found_off_and_not_turned_on_at_once_stays_one_gap() -> None:
+    """The first try to turn it on again turns it on but then fails (its read-back timed
+    out): the gap stays open, and the next check, finding tracing on, ends it."""
+    with temp_vhost() as vhost:
+        sink = Collector()
+        stop = threading.Event()
+        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
+                              trace_check_interval=0.2)
+        runner = AgentThread(agent).start()
+        runner.wait_capturing(vhost)
+        control = agent.taps[0].control
+        turn_on = control.enable
+        failed: list[str] = []
+
+        def enable_failing_once(v: str) -> Any:
+            state = turn_on(v)
+            if not failed:
+                failed.append(v)
+                raise BrokerError("management API timed out")
+            return state
+
+        control.enable = enable_failing_once  # type: ignore[method-assign]
+        rabbitmqctl("trace_off", "-p", vhost)
+        off_at = time.time()  # off by now, and the last check that saw it on was earlier
+        assert wait_until(lambda: any(g.reason == "tracing_off" for g in agent.gaps))
+        assert tracing_on(vhost)
+        stop.set()
+        runner.join()
+
+    assert failed == [vhost]
+    (gap,) = agent.gaps
+    assert gap.reason == "tracing_off" and gap.start <= off_at
+    assert gap.end is not None and gap.end > off_at
+    (notice,) = [r for r in sink.records if isinstance(r, Notice)]
+    assert notice.code == "firehose_gap_tracing_off"
 
 
 def test_a_gap_still_open_when_the_run_ends_reaches_the_sink() -> None:

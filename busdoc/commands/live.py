@@ -322,7 +322,8 @@ def gap_lines(runs: list[Any]) -> list[str]:
     lines = []
     for run in runs:
         for gap in run.stats.get("gaps", []) or []:
-            reason = GAP_REASONS.get(gap.get("reason", ""), gap.get("reason"))
+            code = gap.get("reason") or "unknown"
+            reason = GAP_REASONS.get(code, code)
             lines.append(
                 f"run {run.id}: gap ({reason}) in vhost {gap.get('vhost')} on {gap.get('url')} "
                 f"from {when(gap.get('start'))} to {when(gap.get('end'))}: messages may be missing"
