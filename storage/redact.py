@@ -332,9 +332,9 @@ class Redactor:
             return True
         if self._pattern_b is not None and self._pattern_b.search(raw) is not None:
             return True
-        # UTF-16 and UTF-32 JSON, which Python's json reads, puts NUL bytes beside every
-        # ASCII letter: none of the searches above can see a key in it.
-        return _raw_wide(raw)
+        # UTF-16 and UTF-32 text, which Python's json reads, puts NUL bytes beside every
+        # ASCII letter: none of the searches above can see a key or a URL in it.
+        return _maybe_wide(raw)
 
     def _may_hit_str(self, text: str) -> bool:
         low = text.lower()
@@ -364,7 +364,11 @@ class Redactor:
         headers = obs.headers
         if headers:
             self._dominant = 1 << 62
-            new = self._walk_mapping(headers, "headers", found)
+            try:
+                new = self._walk_mapping(headers, "headers", found)
+            except RecursionError:  # a value nested too deep to look into: none is kept
+                found.append(_redaction("headers", headers))
+                new = {}
             if new is not _NO_CHANGE:
                 headers = new
         if properties:
@@ -478,27 +482,24 @@ class Redactor:
     def _withhold(self, plain: bytes, found: list[Redaction]) -> bytes:
         """A JSON document nested too deep to walk or to write back: a secret may sit
         anywhere in it, so none of it is kept."""
-        head = plain.lstrip()[:1]
+        head = plain.lstrip(b" \t\r\n\x00\xef\xbb\xbf\xfe\xff")[:1]  # UTF-16/32, BOMs
         kind = "array" if head == b"[" else "object" if head == b"{" else "string"
         found.append(Redaction(path="", json_type=kind, length_class=length_class(len(plain))))
         return _WITHHELD
 
     def _redact_opaque(self, plain: bytes, found: list[Redaction]) -> bytes:
-        encoding = "utf-8"
-        if _raw_wide(plain):
-            encoding = json.detect_encoding(plain)
-        try:
-            text = plain.decode(encoding)
-        except UnicodeDecodeError:
-            text = plain.decode("latin-1")
-            encoding = "latin-1"
-        new, count = _URL_CREDS.subn(_url_sub, text)
-        if count and new != text:
+        """URL passwords in a body that is not JSON: read as UTF-8 (else Latin-1), and
+        first as UTF-16/32 where it holds NUL bytes (text, or binary with text inside)."""
+        out = plain
+        if out.find(b"\x00") >= 0:
+            for encoding in dict.fromkeys((json.detect_encoding(out), "utf-16-le", "utf-16-be")):
+                out = _replace_urls(out, encoding)
+        out = _replace_urls(out, None)
+        if out is not plain:
             found.append(
                 Redaction(path="", json_type="string", length_class=length_class(len(plain)))
             )
-            return new.encode(encoding)
-        return plain
+        return out
 
     def _is_secret_key(self, key: str) -> bool:
         hit = self._key_cache.get(key)
@@ -812,9 +813,33 @@ def _unanchor(rule: str) -> str:
     return rule
 
 
-def _raw_wide(raw: bytes) -> bool:
-    """Whether ``raw`` starts as UTF-16 or UTF-32 text would (a NUL byte or a BOM)."""
-    return raw[:4].find(b"\x00") >= 0 or raw[:2] in _UTF16_BOMS
+def _maybe_wide(raw: bytes) -> bool:
+    """Whether ``raw`` may be UTF-16 or UTF-32 text: a NUL byte anywhere (beside every
+    ASCII character there), or a byte-order mark."""
+    return raw.find(b"\x00") >= 0 or raw[:2] in _UTF16_BOMS
+
+
+def _replace_urls(raw: bytes, encoding: str | None) -> bytes:
+    """``raw`` with URL passwords replaced, read as ``encoding`` (None: UTF-8, else
+    Latin-1); the very object when there were none or it does not read so."""
+    if encoding is None:
+        try:
+            text, encoding = raw.decode(), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = raw.decode("latin-1"), "latin-1"
+        tail = b""
+    else:
+        # Wide text as it comes: a lone surrogate kept, an odd last byte set aside.
+        cut = len(raw) % (4 if "32" in encoding else 2)
+        tail = raw[len(raw) - cut :]
+        try:
+            text = raw[: len(raw) - cut].decode(encoding, "surrogatepass")
+        except UnicodeDecodeError:
+            return raw
+    if "://" not in text:
+        return raw
+    new = _URL_CREDS.sub(_url_sub, text)
+    return raw if new == text else new.encode(encoding, "surrogatepass") + tail
 
 
 def _write_back(doc: Any, dumps: Callable[[Any], bytes]) -> bytes | None:

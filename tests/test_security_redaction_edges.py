@@ -78,3 +78,43 @@ def test_a_deep_document_inside_an_oslo_envelope_keeps_no_secret(depth: int) -> 
 
     assert SECRET.encode() not in out
     assert json.loads(out)["oslo.version"] == "2.0"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # protobuf-like and msgpack-like binary with a URL inside: read as UTF-16 the URL
+        # is gone, so the UTF-8 reading must still run.
+        b"\x08\x00\x12#amqp://nova:" + SECRET.encode() + b"@ctl:5672/\x18",
+        b"\x92\x00\xd9#amqp://nova:" + SECRET.encode() + b"@ctl:5672/ ",
+        # UTF-16 text with no NUL in its first four bytes, of odd length, with a lone
+        # surrogate: each once kept its URL password.
+        f"\u5bc6\u7801 connect amqp://nova:{SECRET}@ctl/".encode("utf-16-le"),
+        f"\u5bc6a connect amqp://nova:{SECRET}@ctl/".encode("utf-16-be"),
+        f"connect amqp://nova:{SECRET}@ctl:5672/".encode("utf-16-le") + b"\n",
+        b"\x00\xd8" + f" connect amqp://nova:{SECRET}@ctl/".encode("utf-16-le"),
+    ],
+    ids=["protobuf", "msgpack", "utf16le-cjk", "utf16be-cjk", "utf16-odd", "utf16-surrogate"],
+)
+def test_url_passwords_in_binary_and_odd_utf16_bodies_are_redacted(body: bytes) -> None:
+    out = Redactor().redact_body(body)
+
+    assert out != body
+    for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+        assert SECRET.encode(encoding) not in out, encoding
+
+
+@pytest.mark.parametrize("depth", [300, 600, 1100])
+def test_deeply_nested_headers_keep_no_secret_and_raise_nothing(depth: int) -> None:
+    from busdoc.sniffer.records import Observation
+
+    value = nested("list", depth, json.dumps({"password": SECRET, "u": "amqp://x:y@h/"}))
+    obs = Observation(
+        time=1.0, source="pcap", connection="c", channel=1, kind="publish", exchange="x",
+        routing_key="r", properties={}, headers={"x-payload": value}, body=b"{}",
+    )
+
+    parts = Redactor().redact(obs)
+
+    assert SECRET not in json.dumps(parts.headers)
+    assert parts.redactions
