@@ -470,9 +470,7 @@ class FirehoseAgent:
     def _tracing_back(self, tap: _Tap) -> None:
         """Tracing is known to be on again: the gap since it was found off ends now."""
         now = time.time()
-        self._close_gap(Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off",
-                            start=tap.off_since or tap.traced_at, end=now))
-        tap.off_since = None
+        self._close_gap(_off_gap(tap, now))
         tap.traced_at = now
 
     def _check_bound(self, tap: _Tap, now: float) -> None:
@@ -490,16 +488,8 @@ class FirehoseAgent:
         (``_shutdown`` only records them, for a run that ends in an error)."""
         now = time.time()
         for tap in self.taps:
-            if tap.full_gap is not None:
-                self._close_gap(replace(tap.full_gap, end=now))
-                tap.full_gap = None
-            if tap.down_gap is not None:
-                self._close_gap(replace(tap.down_gap, end=now))
-                tap.down_gap = None
-            if tap.off_since is not None:
-                self._close_gap(Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off",
-                                    start=tap.off_since, end=now))
-                tap.off_since = None
+            for gap in _take_open_gaps(tap, now):
+                self._close_gap(gap)
 
     def _close_gap(self, gap: Gap) -> None:
         self.gaps.append(gap)
@@ -609,16 +599,7 @@ class FirehoseAgent:
         """Close our connections (private queues go with them), then put tracing back."""
         now = time.time()
         for tap in self.taps:
-            if tap.full_gap is not None:
-                self.gaps.append(replace(tap.full_gap, end=now))
-                tap.full_gap = None
-            if tap.down_gap is not None:
-                self.gaps.append(replace(tap.down_gap, end=now))
-                tap.down_gap = None
-            if tap.off_since is not None:
-                self.gaps.append(Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off",
-                                     start=tap.off_since, end=now))
-                tap.off_since = None
+            self.gaps.extend(_take_open_gaps(tap, now))
             if tap.connection is not None:
                 _close_quietly(tap.connection)
                 tap.connection = tap.channel = None
@@ -673,6 +654,27 @@ class FirehoseAgent:
     def _restore_signal_handlers(previous: dict[int, Any]) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _off_gap(tap: _Tap, end: float) -> Gap:
+    """The tracing-off gap open on ``tap``, ended at ``end`` (and no longer open)."""
+    start = tap.traced_at if tap.off_since is None else tap.off_since
+    tap.off_since = None
+    return Gap(url=tap.masked, vhost=tap.vhost, reason="tracing_off", start=start, end=end)
+
+
+def _take_open_gaps(tap: _Tap, now: float) -> list[Gap]:
+    """The gaps still open on ``tap``, ended at ``now`` (and no longer open)."""
+    gaps = []
+    if tap.full_gap is not None:
+        gaps.append(replace(tap.full_gap, end=now))
+        tap.full_gap = None
+    if tap.down_gap is not None:
+        gaps.append(replace(tap.down_gap, end=now))
+        tap.down_gap = None
+    if tap.off_since is not None:
+        gaps.append(_off_gap(tap, now))
+    return gaps
 
 
 def _gap_notice(gap: Gap) -> Notice:
