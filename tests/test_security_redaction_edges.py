@@ -83,10 +83,10 @@ def test_a_deep_document_inside_an_oslo_envelope_keeps_no_secret(depth: int) -> 
 @pytest.mark.parametrize(
     "body",
     [
-        # protobuf-like and msgpack-like binary with a URL inside: read as UTF-16 the URL
-        # is gone, so the UTF-8 reading must still run.
-        b"\x08\x00\x12#amqp://nova:" + SECRET.encode() + b"@ctl:5672/\x18",
-        b"\x92\x00\xd9#amqp://nova:" + SECRET.encode() + b"@ctl:5672/ ",
+        # protobuf-like and msgpack-like binary with a URL inside, of even length so it
+        # also reads as UTF-16, where the URL is gone: the UTF-8 reading must still run.
+        b"\x08\x00\x12#amqp://nova:" + SECRET.encode() + b"@ctl:5672/\x18\x01",
+        b"\x92\x00\xd9#amqp://nova:" + SECRET.encode() + b"@ctl:5672/  ",
         # UTF-16 text with no NUL in its first four bytes, of odd length, with a lone
         # surrogate: each once kept its URL password.
         f"\u5bc6\u7801 connect amqp://nova:{SECRET}@ctl/".encode("utf-16-le"),
