@@ -361,6 +361,20 @@ def test_user_without_permission_is_a_broker_error() -> None:
         assert "limitedpw" not in message
 
 
+def capturing_agent(
+    vhost: str, check_every: float
+) -> tuple[FirehoseAgent, AgentThread, Collector, threading.Event]:
+    """An agent on ``vhost`` that reads tracing back every ``check_every`` seconds,
+    started and capturing, with its sink and the event that stops it."""
+    sink = Collector()
+    stop = threading.Event()
+    agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
+                          trace_check_interval=check_every)
+    runner = AgentThread(agent).start()
+    runner.wait_capturing(vhost)
+    return agent, runner, sink, stop
+
+
 def drop_connection_and_tracing(vhost: str, agent: FirehoseAgent, runner: AgentThread) -> None:
     """What a node restart does: tracing forgotten, connections dropped."""
     rabbitmqctl("trace_off", "-p", vhost)
@@ -387,12 +401,7 @@ def test_agent_recovers_turns_tracing_back_on_and_records_the_gap(
     disrupt: Callable[[str, FirehoseAgent, AgentThread], None], reason: str, check_every: float
 ) -> None:
     with temp_vhost() as vhost:
-        sink = Collector()
-        stop = threading.Event()
-        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
-                              trace_check_interval=check_every)
-        runner = AgentThread(agent).start()
-        runner.wait_capturing(vhost)
+        agent, runner, sink, stop = capturing_agent(vhost, check_every)
         conn = connect(vhost)
         conn.channel().basic_publish("amq.topic", "before", b"before")
         assert wait_until(lambda: len(sink.observations()) == 1)
@@ -420,12 +429,7 @@ def test_tracing_found_off_and_not_turned_on_at_once_stays_one_gap() -> None:
     """The first try to turn it on again turns it on but then fails (its read-back timed
     out): the gap stays open, and the next check, finding tracing on, ends it."""
     with temp_vhost() as vhost:
-        sink = Collector()
-        stop = threading.Event()
-        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
-                              trace_check_interval=0.2)
-        runner = AgentThread(agent).start()
-        runner.wait_capturing(vhost)
+        agent, runner, sink, stop = capturing_agent(vhost, check_every=0.2)
         control = agent.taps[0].control
         turn_on = control.enable
         failed: list[str] = []
@@ -455,12 +459,7 @@ def test_tracing_found_off_and_not_turned_on_at_once_stays_one_gap() -> None:
 
 def test_a_gap_still_open_when_the_run_ends_reaches_the_sink() -> None:
     with temp_vhost() as vhost:
-        sink = Collector()
-        stop = threading.Event()
-        agent = FirehoseAgent([url_for(vhost)], [vhost], sink, stop_event=stop,
-                              trace_check_interval=3600)
-        runner = AgentThread(agent).start()
-        runner.wait_capturing(vhost)
+        agent, runner, sink, stop = capturing_agent(vhost, check_every=3600)
         rabbitmqctl("clear_permissions", "-p", vhost, "guest")  # no way back in
         assert close_connections_named(vhost, "busdoc firehose agent") == 1
         assert wait_until(lambda: agent.status().connected == 0)
