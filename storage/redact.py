@@ -491,7 +491,7 @@ class Redactor:
         """URL passwords in a body that is not JSON: read as UTF-8 (else Latin-1), and
         first as UTF-16/32 where it holds NUL bytes (text, or binary with text inside)."""
         out = plain
-        if out.find(b"\x00") >= 0:
+        if _maybe_wide(out):
             for encoding in dict.fromkeys((json.detect_encoding(out), "utf-16-le", "utf-16-be")):
                 out = _replace_urls(out, encoding)
         out = _replace_urls(out, None)
